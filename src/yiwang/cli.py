@@ -1,0 +1,310 @@
+"""The ``yiwang`` command. Every subcommand runs without prompts, so scripts can drive it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import string
+import sys
+import webbrowser
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from yiwang import __version__
+from yiwang.core.settings import Settings
+
+app = typer.Typer(
+    help="Yiwang (一网): the district digital governance centre platform.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+user_app = typer.Typer(
+    help="User accounts (as the platform itself, audited).", no_args_is_help=True
+)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(audit_app, name="audit")
+
+T = TypeVar("T")
+HostOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--host",
+        help="Address to listen on; repeat for several. '::' is IPv4 and IPv6 on every "
+        "interface; 'localhost' is 127.0.0.1 and ::1.",
+    ),
+]
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _run_db(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
+    from yiwang.core.db import Database
+
+    async def main() -> T:
+        db = Database(settings)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"yiwang {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Yiwang (一网) command line."""
+
+
+@app.command()
+def init() -> None:
+    """Create or upgrade the database and seed the built-in roles and the district node."""
+    from yiwang.core.bootstrap import initialise
+
+    settings = _settings()
+    initialise(settings)
+    typer.echo(f"database ready: {settings.effective_database_url.split('@')[-1]}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Option(help="Target revision.")] = "head") -> None:
+    """Apply the Alembic migrations up to REVISION."""
+    from yiwang.core.migrate import upgrade
+
+    upgrade(_settings(), revision)
+    typer.echo(f"database at {revision}")
+
+
+@app.command()
+def serve(
+    host: HostOpt = None,
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Run events and jobs in this process (default: YIWANG_RUN_WORKER_IN_SERVER).",
+        ),
+    ] = None,
+) -> None:
+    """Serve the web app and API."""
+    from yiwang.serve import run
+
+    run(_settings(), host or ["::"], port, start_worker=worker)
+
+
+@app.command("worker")
+def worker_cmd() -> None:
+    """Run event handlers and periodic jobs until stopped (SIGINT/SIGTERM)."""
+    import signal
+
+    from yiwang.core.db import Database
+    from yiwang.core.plugins import get_registry
+    from yiwang.core.worker import Worker
+    from yiwang.web.logs import configure
+
+    settings = _settings()
+    configure(settings.log_level, settings.log_json)
+
+    async def main() -> None:
+        db = Database(settings)
+        w = Worker(db, settings, get_registry())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, w.stop)
+        try:
+            await w.run()
+        finally:
+            await db.dispose()
+
+    asyncio.run(main())
+
+
+def _demo_password(rng: random.Random) -> str:
+    body = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(10))
+    return "Yw-" + body + "7a"
+
+
+@app.command()
+def demo(
+    host: HostOpt = None,
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated district.")] = 7,
+    browser: Annotated[
+        bool, typer.Option("--browser/--no-browser", help="Open the browser.")
+    ] = True,
+) -> None:
+    """Build the demo district (under ./var unless YIWANG_VAR_DIR says otherwise), print the
+    sign-in details and serve it."""
+    from yiwang.core.bootstrap import initialise
+    from yiwang.demo import build_demo
+
+    settings = _settings()
+    if not settings.database_url and "YIWANG_COOKIE_SECURE" not in os.environ:
+        # The demo is served over plain HTTP; loopback is a secure context for browsers,
+        # but a colleague opening it by the machine's address would lose the cookie.
+        settings.cookie_secure = False
+    initialise(settings)
+    rng = random.Random(seed)
+    logins = _run_db(
+        settings,
+        lambda db: build_demo(db, settings, seed=seed, password=lambda: _demo_password(rng)),
+    )
+    hosts = host or ["localhost"]
+    shown = hosts[0] if hosts[0] not in ("::", "0.0.0.0", "localhost") else "127.0.0.1"
+    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
+    typer.echo(f"\nYiwang demo district ready at {url}\n")
+    for username, password, note in logins:
+        typer.echo(f"  {username:<10} {password:<18} {note}")
+    typer.echo("\nAdministrators enrol an authenticator app (TOTP) at first sign-in.\n")
+    if browser:
+        webbrowser.open(url)
+    from yiwang.serve import run
+
+    run(settings, hosts, port)
+
+
+@user_app.command("create")
+def user_create(
+    username: Annotated[str, typer.Option(help="Login name.")],
+    org: Annotated[str, typer.Option(help="Code of the user's org node.")],
+    password: Annotated[str | None, typer.Option(help="Initial password.")] = None,
+    password_file: Annotated[
+        Path | None, typer.Option(help="Read the password from this file (first line) instead.")
+    ] = None,
+    role: Annotated[list[str] | None, typer.Option(help="Role name; repeat for several.")] = None,
+    display_name: Annotated[str, typer.Option(help="Name shown in the UI.")] = "",
+) -> None:
+    """Create a user."""
+    from yiwang.core.auth import service as users
+    from yiwang.core.auth.principal import Principal
+    from yiwang.core.errors import DomainError
+
+    settings = _settings()
+    secret = _password(password, password_file)
+
+    async def work(db: object) -> int:
+        from yiwang.core.db import Database
+
+        assert isinstance(db, Database)
+        async with db.session() as session:
+            user = await users.create_user(
+                session,
+                settings,
+                Principal.system("cli"),
+                users.UserCreate(username, secret, org, display_name, tuple(role or ())),
+            )
+            return user.id
+
+    try:
+        user_id = _run_db(settings, work)
+    except DomainError as exc:
+        _fail(exc)
+    typer.echo(f"user {username} created (id {user_id})")
+
+
+def _password(password: str | None, password_file: Path | None) -> str:
+    if password_file is not None:
+        return password_file.read_text(encoding="utf-8").splitlines()[0]
+    if password is None:
+        typer.echo("error: give --password or --password-file", err=True)
+        raise typer.Exit(2)
+    return password
+
+
+def _fail(exc: Exception) -> None:
+    field = getattr(exc, "field", None)
+    typer.echo(f"error: {exc}" + (f" (field: {field})" if field else ""), err=True)
+    raise typer.Exit(1)
+
+
+@user_app.command("reset-password")
+def user_reset_password(
+    username: Annotated[str, typer.Option(help="Login name.")],
+    password: Annotated[str | None, typer.Option(help="New password.")] = None,
+    password_file: Annotated[Path | None, typer.Option(help="Read it from this file.")] = None,
+) -> None:
+    """Set a new password and unlock the account."""
+    from yiwang.core.auth import service as users
+    from yiwang.core.auth.principal import Principal
+    from yiwang.core.db import Database
+    from yiwang.core.errors import DomainError
+
+    settings = _settings()
+    secret = _password(password, password_file)
+
+    async def work(db: Database) -> None:
+        async with db.session() as session:
+            user = await users.get_user_by_name(session, username)
+            await users.reset_password(session, settings, Principal.system("cli"), user.id, secret)
+
+    try:
+        _run_db(settings, work)
+    except DomainError as exc:
+        _fail(exc)
+    typer.echo(f"password of {username} reset")
+
+
+@user_app.command("disable")
+def user_disable(username: Annotated[str, typer.Option(help="Login name.")]) -> None:
+    """Disable a user: their sessions and tokens end at once."""
+    from yiwang.core.auth import service as users
+    from yiwang.core.auth.principal import Principal
+    from yiwang.core.db import Database
+    from yiwang.core.errors import DomainError
+
+    settings = _settings()
+
+    async def work(db: Database) -> None:
+        async with db.session() as session:
+            user = await users.get_user_by_name(session, username)
+            await users.set_active(session, Principal.system("cli"), user.id, False)
+
+    try:
+        _run_db(settings, work)
+    except DomainError as exc:
+        _fail(exc)
+    typer.echo(f"user {username} disabled")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the whole SM3 chain; exit 1 and name the first broken record if it is broken."""
+    from yiwang.core.audit import service as audit
+    from yiwang.core.db import Database
+
+    async def work(db: Database) -> audit.VerifyResult:
+        async with db.session(readonly=True) as session:
+            return await audit.verify(session)
+
+    result = _run_db(_settings(), work)
+    if result.ok:
+        typer.echo(f"audit chain intact: {result.checked} records, head {result.head_seq}")
+        return
+    typer.echo(
+        f"audit chain BROKEN at record {result.broken_seq}: {result.reason} "
+        f"({result.checked} records verified before it)",
+        err=True,
+    )
+    sys.exit(1)

@@ -1,0 +1,2 @@
+"""The audit trail: append-only, chained with SM3, written in the same transaction as the
+change it records."""

@@ -1,0 +1,250 @@
+"""Writing and verifying the audit trail.
+
+Each record is chained to the one before it: ``hash = SM3(prev_hash + "\\n" + body)``, where
+``body`` is the canonical JSON of every field. Appends are serialised by the row lock on
+``audit_head`` (SQLite serialises writers anyway), so the chain never forks, and the record
+is written in the caller's transaction: if the change rolls back, so does its record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yiwang.core.audit.models import AuditHead, AuditRecord
+from yiwang.core.auth.principal import Principal
+from yiwang.core.db import canonical_json
+from yiwang.core.security.crypto import sm3_hex
+from yiwang.core.timeutil import as_utc, utcnow
+
+GENESIS = "0" * 64
+SUCCESS = "success"
+FAILURE = "failure"
+
+
+class AuditActor(Protocol):
+    @property
+    def user_id(self) -> int | None: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def org_id(self) -> int | None: ...
+    @property
+    def ip(self) -> str: ...
+
+
+def _body(
+    seq: int,
+    at: datetime,
+    actor_id: int | None,
+    actor_name: str,
+    actor_org_id: int | None,
+    ip: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    result: str,
+    details: Any,
+) -> str:
+    return canonical_json(
+        [
+            seq,
+            as_utc(at).isoformat(timespec="microseconds"),
+            actor_id,
+            actor_name,
+            actor_org_id,
+            ip,
+            action,
+            object_type,
+            object_id,
+            result,
+            canonical_json(details),
+        ]
+    )
+
+
+def chain_hash(prev_hash: str, body: str) -> str:
+    return sm3_hex(prev_hash + "\n" + body)
+
+
+async def record(
+    session: AsyncSession,
+    actor: AuditActor | None,
+    action: str,
+    object_type: str,
+    object_id: str | int | None = "",
+    *,
+    result: str = SUCCESS,
+    details: dict[str, Any] | None = None,
+    actor_name: str | None = None,
+    ip: str | None = None,
+) -> AuditRecord:
+    """Append one record in the caller's transaction."""
+    head = (
+        await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())
+    ).scalar_one()
+    at = utcnow()
+    fields = {
+        "seq": head.seq + 1,
+        "at": at,
+        "actor_id": actor.user_id if actor else None,
+        "actor_name": actor_name or (actor.username if actor else "anonymous"),
+        "actor_org_id": actor.org_id if actor else None,
+        "ip": ip if ip is not None else (actor.ip if actor else ""),
+        "action": action,
+        "object_type": object_type,
+        "object_id": "" if object_id is None else str(object_id),
+        "result": result,
+        "details": details or {},
+    }
+    entry = AuditRecord(**fields, prev_hash=head.hash)
+    entry.hash = chain_hash(head.hash, _body(**fields))
+    session.add(entry)
+    await session.execute(
+        update(AuditHead).where(AuditHead.id == 1).values(seq=entry.seq, hash=entry.hash)
+    )
+    head.seq, head.hash = entry.seq, entry.hash
+    return entry
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    head_seq: int
+    broken_seq: int | None = None
+    reason: str = ""
+
+
+async def _iter_records(session: AsyncSession, chunk: int = 5000) -> AsyncIterator[AuditRecord]:
+    last = 0
+    while True:
+        rows = (
+            (
+                await session.execute(
+                    select(AuditRecord)
+                    .where(AuditRecord.seq > last)
+                    .order_by(AuditRecord.seq)
+                    .limit(chunk)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if not rows:
+            return
+        for row in rows:
+            yield row
+        last = rows[-1].seq
+        session.expunge_all()
+
+
+async def verify(session: AsyncSession) -> VerifyResult:
+    """Walk the chain from the first record; name the first record whose link is broken."""
+    prev_hash, expected_seq, checked = GENESIS, 1, 0
+    async for rec in _iter_records(session):
+        if rec.seq != expected_seq:
+            return VerifyResult(
+                False,
+                checked,
+                rec.seq,
+                rec.seq,
+                f"records {expected_seq}..{rec.seq - 1} are missing before record {rec.seq}",
+            )
+        if rec.prev_hash != prev_hash:
+            return VerifyResult(
+                False,
+                checked,
+                rec.seq,
+                rec.seq,
+                f"record {rec.seq} does not link to record {rec.seq - 1}",
+            )
+        body = _body(
+            rec.seq,
+            rec.at,
+            rec.actor_id,
+            rec.actor_name,
+            rec.actor_org_id,
+            rec.ip,
+            rec.action,
+            rec.object_type,
+            rec.object_id,
+            rec.result,
+            rec.details,
+        )
+        if chain_hash(prev_hash, body) != rec.hash:
+            return VerifyResult(False, checked, rec.seq, rec.seq, f"record {rec.seq} was altered")
+        prev_hash, expected_seq, checked = rec.hash, rec.seq + 1, checked + 1
+    head = (await session.execute(select(AuditHead).where(AuditHead.id == 1))).scalar_one()
+    if head.seq != expected_seq - 1 or head.hash != prev_hash:
+        return VerifyResult(
+            False,
+            checked,
+            head.seq,
+            expected_seq,
+            f"the chain ends at record {expected_seq - 1} but its head says "
+            f"{head.seq}: records were cut from the end",
+        )
+    return VerifyResult(True, checked, head.seq)
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    actor: str | None = None
+    action: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    result: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _filtered(stmt: Select[Any], flt: AuditFilter) -> Select[Any]:
+    conditions = {
+        "actor": lambda v: AuditRecord.actor_name == v,
+        "action": lambda v: AuditRecord.action.startswith(v),
+        "object_type": lambda v: AuditRecord.object_type == v,
+        "object_id": lambda v: AuditRecord.object_id == v,
+        "result": lambda v: AuditRecord.result == v,
+        "since": lambda v: AuditRecord.at >= v,
+        "until": lambda v: AuditRecord.at < v,
+    }
+    for name, make in conditions.items():
+        value = getattr(flt, name)
+        if value not in (None, ""):
+            stmt = stmt.where(make(value))
+    return stmt
+
+
+async def search(
+    session: AsyncSession,
+    principal: Principal,
+    flt: AuditFilter,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[AuditRecord], int]:
+    """Records matching the filter, newest first, and how many match in all.
+
+    Only the audit administrator reads the trail, and the reading is itself recorded.
+    """
+    principal.require("audit.read")
+    await record(
+        session,
+        principal,
+        "audit.search",
+        "audit_record",
+        "",
+        details={k: str(v) for k, v in vars(flt).items() if v not in (None, "")},
+    )
+    stmt = _filtered(select(AuditRecord), flt).order_by(AuditRecord.seq.desc())
+    rows = (await session.execute(stmt.limit(limit).offset(offset))).scalars().all()
+    total = (
+        await session.execute(_filtered(select(func.count(AuditRecord.seq)), flt))
+    ).scalar_one()
+    return list(rows), int(total)

@@ -1,0 +1,1 @@
+"""Users, roles and permissions, sessions, API tokens, two-factor authentication."""

@@ -1,0 +1,73 @@
+"""Domain errors. Services raise them; the web layer maps them to RFC 9457 problem+json.
+
+Each error carries a stable ``code`` (for programs), an HTTP ``status`` (for the web layer),
+a ``message`` in English that is also the message-catalogue key (translated for people) and,
+where it applies, the offending ``field`` or ``row``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class DomainError(Exception):
+    code: ClassVar[str] = "error"
+    status: ClassVar[int] = 400
+    message: ClassVar[str] = "The request cannot be carried out."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        field: str | None = None,
+        row: int | None = None,
+        params: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.detail = message or self.message
+        self.field = field
+        self.row = row
+        self.params = params or {}
+        self.extra = extra or {}
+        super().__init__(self.detail)
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = 404
+    message = "The requested object does not exist."
+
+
+class ValidationFailed(DomainError):
+    code = "validation_failed"
+    status = 422
+    message = "The input is not valid."
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status = 409
+    message = "The object already exists or was changed by someone else."
+
+
+class NotAuthenticated(DomainError):
+    code = "not_authenticated"
+    status = 401
+    message = "Please sign in."
+
+
+class PermissionDenied(DomainError):
+    code = "permission_denied"
+    status = 403
+    message = "You do not have permission to do this."
+
+
+class OutOfScope(PermissionDenied):
+    code = "out_of_scope"
+    message = "This object is outside your data scope."
+
+
+class RateLimited(DomainError):
+    code = "rate_limited"
+    status = 429
+    message = "Too many requests; try again later."

@@ -1,0 +1,174 @@
+"""The transactional outbox.
+
+``publish`` writes the event and one delivery row per subscribed handler in the caller's
+transaction: an event whose transaction rolls back is never seen by anyone. The dispatcher
+(``yiwang.core.events.dispatcher``) runs handlers at least once, in order per aggregate and
+handler, with retries and a dead-letter state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yiwang.core.audit import service as audit
+from yiwang.core.auth.principal import Principal
+from yiwang.core.errors import NotFound, ValidationFailed
+from yiwang.core.events.models import EventDelivery, OutboxEvent
+from yiwang.core.plugins import Registry, get_registry
+from yiwang.core.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from yiwang.core.db import Database
+    from yiwang.core.settings import Settings
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    topic: str
+    aggregate_type: str
+    aggregate_id: str
+    payload: dict[str, Any]
+    created_at: datetime
+    actor_id: int | None
+
+    @classmethod
+    def from_row(cls, row: OutboxEvent) -> Event:
+        return cls(
+            row.id,
+            row.topic,
+            row.aggregate_type,
+            row.aggregate_id,
+            row.payload,
+            row.created_at,
+            row.actor_id,
+        )
+
+
+@dataclass
+class HandlerContext:
+    """What a handler gets: a session in the transaction that also marks the delivery done,
+    so a handler's database effects happen exactly once."""
+
+    session: AsyncSession
+    settings: Settings
+    db: Database
+    attempt: int
+
+
+async def publish(
+    session: AsyncSession,
+    topic: str,
+    aggregate_type: str,
+    aggregate_id: str | int,
+    payload: dict[str, Any] | None = None,
+    *,
+    actor: Principal | None = None,
+    registry: Registry | None = None,
+) -> OutboxEvent:
+    registry = registry or get_registry()
+    row = OutboxEvent(
+        topic=topic,
+        aggregate_type=aggregate_type,
+        aggregate_id=str(aggregate_id),
+        payload=payload or {},
+        actor_id=actor.user_id if actor else None,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    await session.flush()
+    key = f"{aggregate_type}:{aggregate_id}"
+    session.add_all(
+        EventDelivery(
+            event_id=row.id, handler=h.name, aggregate_key=key, next_attempt_at=row.created_at
+        )
+        for h in registry.handlers_for(topic)
+    )
+    return row
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    delivery: EventDelivery
+    event: OutboxEvent
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    status: str = "dead",
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[DeliveryView], int]:
+    principal.require("events.manage")
+    stmt = (
+        select(EventDelivery, OutboxEvent)
+        .join(OutboxEvent, OutboxEvent.id == EventDelivery.event_id)
+        .where(EventDelivery.status == status)
+    )
+    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+    rows = await session.execute(stmt.order_by(EventDelivery.id.desc()).limit(limit).offset(offset))
+    return [DeliveryView(d, e) for d, e in rows.tuples()], int(total)
+
+
+async def counts(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(EventDelivery.status, func.count()).group_by(EventDelivery.status)
+    )
+    return {status: int(n) for status, n in rows.tuples()}
+
+
+async def _dead(session: AsyncSession, delivery_id: int) -> EventDelivery:
+    delivery = await session.get(EventDelivery, delivery_id)
+    if delivery is None:
+        raise NotFound(params={"object": "event_delivery", "id": delivery_id})
+    if delivery.status != "dead":
+        raise ValidationFailed(
+            "Only a dead-lettered delivery can be retried or discarded.", field="status"
+        )
+    return delivery
+
+
+async def retry(session: AsyncSession, principal: Principal, delivery_id: int) -> EventDelivery:
+    """Put a dead-lettered delivery back in the queue with a fresh set of attempts."""
+    principal.require("events.manage")
+    delivery = await _dead(session, delivery_id)
+    delivery.status, delivery.attempts = "pending", 0
+    delivery.next_attempt_at, delivery.locked_until = utcnow(), None
+    await audit.record(
+        session,
+        principal,
+        "event.retry",
+        "event_delivery",
+        delivery.id,
+        details={"handler": delivery.handler, "event_id": delivery.event_id},
+    )
+    return delivery
+
+
+async def discard(session: AsyncSession, principal: Principal, delivery_id: int) -> EventDelivery:
+    """Give up on a dead-lettered delivery, which unblocks later events of its aggregate."""
+    principal.require("events.manage")
+    delivery = await _dead(session, delivery_id)
+    delivery.status = "discarded"
+    await audit.record(
+        session,
+        principal,
+        "event.discard",
+        "event_delivery",
+        delivery.id,
+        details={"handler": delivery.handler, "event_id": delivery.event_id},
+    )
+    return delivery
+
+
+async def events_of(session: AsyncSession, ids: Sequence[int]) -> dict[int, OutboxEvent]:
+    rows = await session.execute(select(OutboxEvent).where(OutboxEvent.id.in_(ids)))
+    return {r.id: r for r in rows.scalars()}

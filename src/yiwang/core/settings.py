@@ -1,0 +1,107 @@
+"""Settings, read from ``YIWANG_*`` environment variables (and an optional ``.env`` file)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_var_dir() -> Path:
+    return Path.cwd() / "var"
+
+
+class Settings(BaseSettings):
+    """Every setting of a Yiwang process. Defaults run a local district from SQLite."""
+
+    model_config = SettingsConfigDict(env_prefix="YIWANG_", env_file=".env", extra="ignore")
+
+    var_dir: Path = Field(default_factory=_default_var_dir)
+    #: SQLAlchemy URL. Empty means SQLite at ``var_dir/yiwang.sqlite3``.
+    database_url: str = ""
+    database_echo: bool = False
+    database_pool_size: int = 10
+
+    #: Secret for CSRF tokens and other MACs. Set it in production; the default is
+    #: generated once and kept in ``var_dir/secret.key`` so restarts keep sessions valid.
+    secret_key: SecretStr | None = None
+    #: SM4 key (32 hex digits) for personal data and TOTP secrets at rest.
+    data_key: SecretStr | None = None
+
+    district_code: str = "320117"
+    district_name: str = "溧水区"
+    default_language: Literal["zh_CN", "en"] = "zh_CN"
+
+    # Accounts (GB/T 22239 level 3 controls).
+    password_min_length: int = 10
+    password_min_classes: int = 3
+    password_history: int = 5
+    password_max_age_days: int = 90
+    #: argon2id cost; the defaults follow RFC 9106's second recommended profile.
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    lockout_threshold: int = 5
+    lockout_window_minutes: int = 15
+    lockout_minutes: int = 15
+    session_idle_minutes: int = 30
+    session_max_hours: int = 12
+    cookie_secure: bool = True
+    totp_issuer: str = "Yiwang"
+
+    # Events and jobs.
+    #: Run event dispatch and periodic jobs inside ``yiwang serve``. Claims go through the
+    #: database, so this is safe with several servers; turn it off when ``yiwang worker``
+    #: processes do the work.
+    run_worker_in_server: bool = True
+    event_max_attempts: int = 5
+    event_retry_base_seconds: float = 2.0
+    worker_poll_seconds: float = 0.5
+    job_lease_seconds: int = 300
+
+    #: Proxies whose X-Forwarded-For we believe (nginx on the same host by default).
+    trusted_proxies: str = "127.0.0.1,::1"
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.var_dir / 'yiwang.sqlite3'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def ensure_var_dir(self) -> Path:
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        return self.var_dir
+
+    def _persistent_secret(self, name: str, nbytes: int) -> str:
+        path = self.ensure_var_dir() / name
+        if path.exists():
+            return path.read_text().strip()
+        value = secrets.token_hex(nbytes)
+        path.write_text(value)
+        path.chmod(0o600)
+        return value
+
+    def secret_key_value(self) -> str:
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        return self._persistent_secret("secret.key", 32)
+
+    def data_key_bytes(self) -> bytes:
+        if self.data_key is not None:
+            return bytes.fromhex(self.data_key.get_secret_value())
+        return bytes.fromhex(self._persistent_secret("data.key", 16))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

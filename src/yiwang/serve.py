@@ -1,0 +1,73 @@
+"""Running the HTTP server on IPv4 and IPv6 sockets we bind ourselves."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Sequence
+
+import uvicorn
+
+from yiwang.core.settings import Settings
+
+
+def bind(hosts: Sequence[str], port: int) -> list[socket.socket]:
+    """Listening sockets for each host. "::" is one dual-stack socket (IPv4 and IPv6 on every
+    interface); a name such as "localhost" binds every address it resolves to."""
+    sockets: list[socket.socket] = []
+    seen: set[tuple[str, int]] = set()
+    for host in hosts:
+        host = host.strip("[]")
+        if host in ("::", ""):
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            _listen(sock, ("::", port))
+            sockets.append(sock)
+            continue
+        for family, _, _, _, addr in socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            key = (str(addr[0]), int(addr[1]))
+            if key in seen:
+                continue
+            seen.add(key)
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            _listen(sock, addr)
+            sockets.append(sock)
+    return sockets
+
+
+def _listen(sock: socket.socket, addr: tuple[str, int] | tuple[str, int, int, int]) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(addr)
+    sock.listen(2048)
+    sock.set_inheritable(True)
+
+
+def run(
+    settings: Settings, hosts: Sequence[str], port: int, *, start_worker: bool | None = None
+) -> None:
+    from yiwang.web.app import create_app
+    from yiwang.web.logs import configure
+
+    configure(settings.log_level, settings.log_json)
+    app = create_app(settings, start_worker=start_worker)
+    sockets = bind(hosts, port)
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    try:
+        asyncio.run(server.serve(sockets=sockets))
+    finally:
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.close()

@@ -1,0 +1,18 @@
+"""Registers the kernel's web routes and navigation (the shell itself)."""
+
+from __future__ import annotations
+
+from yiwang.core.plugins import NavItem, Registry
+from yiwang.web.routes import api, auth, pages
+
+
+def register(registry: Registry) -> None:
+    registry.add_api_router(api.router)
+    registry.add_page_router(auth.router)
+    registry.add_page_router(pages.router)
+    registry.add_nav(
+        NavItem("home", "Home", "/", order=0),
+        NavItem("users", "Users", "/admin/users", permission="users.read", order=900),
+        NavItem("events", "Events", "/admin/events", permission="events.manage", order=910),
+        NavItem("audit", "Audit trail", "/admin/audit", permission="audit.read", order=920),
+    )
