@@ -349,5 +349,9 @@ async def list_users(
 
 
 async def get_visible_user(session: AsyncSession, principal: Principal, user_id: int) -> User:
+    """One account, for someone allowed to see it. An account is personal data: the read
+    is audited."""
     principal.require("users.read")
-    return await _visible_user(session, principal, user_id)
+    user = await _visible_user(session, principal, user_id)
+    await audit.record(session, principal, "user.read", "user", user.id)
+    return user
