@@ -35,7 +35,7 @@ def bind(hosts: Sequence[str], port: int) -> list[socket.socket]:
             sock = socket.socket(family, socket.SOCK_STREAM)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            _listen(sock, addr)
+            _listen(sock, (str(addr[0]), int(addr[1]), *addr[2:]))
             sockets.append(sock)
     return sockets
 

@@ -77,7 +77,7 @@ def canonical_json(value: Any) -> str:
 
 def path_string(length: int) -> String:
     """A string compared byte by byte on both engines (for materialised paths)."""
-    return String(length).with_variant(String(length, collation="C"), "postgresql")  # type: ignore[return-value]
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from yiwang.core import i18n
 from yiwang.core.errors import DomainError
 from yiwang.web.context import LoginRequired, _language
+from yiwang.web.templating import Templates
 
 log = logging.getLogger("yiwang.web")
 
@@ -47,7 +48,7 @@ def problem(
     }
     body.update({k: v for k, v in extra.items() if v is not None})
     if _wants_html(request):
-        templates = request.app.state.templates
+        templates: Templates = request.app.state.templates
         return templates.render(request, "error.html", {"problem": body}, status_code=status)
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 

@@ -8,7 +8,7 @@ is written in the caller's transaction: if the change rolls back, so does its re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -89,7 +89,7 @@ async def record(
         await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())
     ).scalar_one()
     at = utcnow()
-    fields = {
+    fields: dict[str, Any] = {
         "seq": head.seq + 1,
         "at": at,
         "actor_id": actor.user_id if actor else None,
@@ -205,7 +205,7 @@ class AuditFilter:
 
 
 def _filtered(stmt: Select[Any], flt: AuditFilter) -> Select[Any]:
-    conditions = {
+    conditions: dict[str, Callable[[Any], Any]] = {
         "actor": lambda v: AuditRecord.actor_name == v,
         "action": lambda v: AuditRecord.action.startswith(v),
         "object_type": lambda v: AuditRecord.object_type == v,

@@ -338,9 +338,8 @@ async def list_users(
     offset: int = 0,
 ) -> tuple[list[tuple[User, OrgNode]], int]:
     principal.require("users.read")
-    stmt = principal.scope.apply(
-        select(User, OrgNode).join(OrgNode, OrgNode.id == User.org_id), User.org_id
-    )
+    base = select(User, OrgNode).join(OrgNode, OrgNode.id == User.org_id)
+    stmt = principal.scope.apply(base, User.org_id)
     if q:
         stmt = stmt.where(User.username.contains(q) | User.display_name.contains(q))
     total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()

@@ -4,12 +4,14 @@ service layer (never in templates)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute
 
 from yiwang.core.orgs.models import OrgNode
+
+SelectT = TypeVar("SelectT")
 
 
 def subtree_condition(path: str, column: Any = OrgNode.path) -> ColumnElement[bool]:
@@ -44,14 +46,14 @@ class DataScope:
             return false()
         return or_(*(subtree_condition(p) for p in self.paths))
 
-    def org_ids(self) -> Select[tuple[int]]:
+    def org_ids(self) -> Select[Any]:
         return select(OrgNode.id).where(self.org_condition())
 
-    def apply(self, stmt: Select[Any], org_id_column: InstrumentedAttribute[Any]) -> Select[Any]:
+    def apply(self, stmt: SelectT, org_id_column: InstrumentedAttribute[Any]) -> SelectT:
         """Filter a query whose rows belong to an org node through ``org_id_column``."""
         if self.everything:
             return stmt
-        return stmt.where(org_id_column.in_(self.org_ids()))
+        return cast(SelectT, cast(Any, stmt).where(org_id_column.in_(self.org_ids())))
 
     def covers_path(self, path: str) -> bool:
         return self.everything or any(path.startswith(p) for p in self.paths)

@@ -16,13 +16,15 @@ from yiwang.core.errors import DomainError
 from yiwang.core.events import service as events
 from yiwang.core.orgs import service as orgs
 from yiwang.web.context import LANG_COOKIE, Ctx, page_ctx, requires, set_cookie
+from yiwang.web.templating import Templates
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
 
 
 def _render(ctx: Ctx, name: str, status: int = 200, **values: object) -> Response:
-    return ctx.request.app.state.templates.render(ctx.request, name, values, status_code=status)
+    templates: Templates = ctx.request.app.state.templates
+    return templates.render(ctx.request, name, values, status_code=status)
 
 
 @router.get("/")
@@ -169,7 +171,7 @@ async def admin_events(
         "admin_events.html",
         rows=rows,
         total=total,
-        status=status,
+        current=status,
         counts=await events.counts(ctx.session),
     )
 
