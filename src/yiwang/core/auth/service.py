@@ -344,7 +344,7 @@ async def list_users(
         stmt = stmt.where(User.username.contains(q) | User.display_name.contains(q))
     total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
     rows = await session.execute(stmt.order_by(User.username).limit(limit).offset(offset))
-    return [(u, o) for u, o in rows.tuples()], int(total)
+    return [(u, o) for u, o in rows], int(total)
 
 
 async def get_visible_user(session: AsyncSession, principal: Principal, user_id: int) -> User:

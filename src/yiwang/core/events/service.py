@@ -115,14 +115,14 @@ async def list_deliveries(
     )
     total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
     rows = await session.execute(stmt.order_by(EventDelivery.id.desc()).limit(limit).offset(offset))
-    return [DeliveryView(d, e) for d, e in rows.tuples()], int(total)
+    return [DeliveryView(d, e) for d, e in rows], int(total)
 
 
 async def counts(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(
         select(EventDelivery.status, func.count()).group_by(EventDelivery.status)
     )
-    return {status: int(n) for status, n in rows.tuples()}
+    return {status: int(n) for status, n in rows}
 
 
 async def _dead(session: AsyncSession, delivery_id: int) -> EventDelivery:
