@@ -308,3 +308,7 @@ def audit_verify() -> None:
         err=True,
     )
     sys.exit(1)
+
+
+if __name__ == "__main__":
+    app()

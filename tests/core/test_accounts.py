@@ -183,7 +183,7 @@ async def test_three_administrators_cannot_do_each_others_jobs(world: World) -> 
             await users.set_active(session, auditor, staff_id, False)
         with pytest.raises(PermissionDenied):
             await users.set_roles(session, auditor, sys_id, [])
-        records, total = await audit.search(session, auditor, audit.AuditFilter())
+        _records, total = await audit.search(session, auditor, audit.AuditFilter())
         assert total > 0
 
 

@@ -1,0 +1,160 @@
+"""The ``yiwang`` command, run as an operator would: a subprocess, no prompts."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+FAST = {
+    "YIWANG_ARGON2_TIME_COST": "1",
+    "YIWANG_ARGON2_MEMORY_KIB": "1024",
+    "YIWANG_LOG_LEVEL": "WARNING",
+}
+
+
+def yiwang(var: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **FAST, "YIWANG_VAR_DIR": str(var)}
+    env.pop("YIWANG_DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "yiwang.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_version_and_help(tmp_path: Path) -> None:
+    assert yiwang(tmp_path, "--version").stdout.startswith("yiwang ")
+    out = yiwang(tmp_path, "--help").stdout
+    for command in ("init", "db", "serve", "worker", "demo", "user", "audit"):
+        assert command in out
+
+
+def test_init_users_and_audit_verify(tmp_path: Path) -> None:
+    yiwang(tmp_path, "init")
+    yiwang(tmp_path, "init")  # idempotent
+    yiwang(
+        tmp_path,
+        "user",
+        "create",
+        "--username",
+        "ops",
+        "--password",
+        "Operator-Pass-1",
+        "--role",
+        "sysadmin",
+        "--org",
+        "320117",
+    )
+    bad = yiwang(
+        tmp_path,
+        "user",
+        "create",
+        "--username",
+        "weak",
+        "--password",
+        "short",
+        "--org",
+        "320117",
+        check=False,
+    )
+    assert bad.returncode == 1 and "field: password" in bad.stderr
+    nowhere = yiwang(
+        tmp_path,
+        "user",
+        "create",
+        "--username",
+        "lost",
+        "--password",
+        "Operator-Pass-1",
+        "--org",
+        "999999",
+        check=False,
+    )
+    assert nowhere.returncode == 1 and "org" in nowhere.stderr
+    (tmp_path / "pw").write_text("Another-Pass-22\n")
+    yiwang(
+        tmp_path,
+        "user",
+        "reset-password",
+        "--username",
+        "ops",
+        "--password-file",
+        str(tmp_path / "pw"),
+    )
+    yiwang(tmp_path, "user", "disable", "--username", "ops")
+    ok = yiwang(tmp_path, "audit", "verify")
+    assert "intact" in ok.stdout
+
+    con = sqlite3.connect(tmp_path / "yiwang.sqlite3")
+    con.execute("DROP TRIGGER audit_record_no_update")
+    con.execute("UPDATE audit_record SET actor_name = 'nobody' WHERE seq = 3")
+    con.commit()
+    con.close()
+    broken = yiwang(tmp_path, "audit", "verify", check=False)
+    assert broken.returncode == 1 and "record 3" in broken.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_demo_serves_the_login_page_on_ipv4_and_ipv6(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, **FAST, "YIWANG_VAR_DIR": str(tmp_path)}
+    env.pop("YIWANG_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "yiwang.cli",
+            "demo",
+            "--port",
+            str(port),
+            "--seed",
+            "7",
+            "--no-browser",
+            "--host",
+            "::",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        body = ""
+        for _ in range(200):
+            try:
+                body = (
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=1)
+                    .read()
+                    .decode()
+                )
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert "登录" in body
+        v6 = urllib.request.urlopen(f"http://[::1]:{port}/healthz", timeout=2).read()
+        assert b"ok" in v6
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=15)
+    assert f":{port}/" in out and "admin" in out and "leader" in out
