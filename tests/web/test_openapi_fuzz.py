@@ -88,7 +88,7 @@ def live_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(var / "server.log", "wb"),
+        stderr=open(var / "server.log", "wb"),  # noqa: SIM115 (closed with the process)
     )
     base = f"http://127.0.0.1:{port}"
     try:
