@@ -158,3 +158,29 @@ def test_demo_serves_the_login_page_on_ipv4_and_ipv6(tmp_path: Path) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=15)
     assert f":{port}/" in out and "admin" in out and "leader" in out
+
+
+def test_demo_setup_can_run_twice_with_the_same_seed(tmp_path: Path) -> None:
+    import asyncio
+    import random
+
+    from yiwang.cli import _demo_password
+    from yiwang.core.bootstrap import initialise
+    from yiwang.core.db import Database
+    from yiwang.core.settings import Settings
+    from yiwang.demo import build_demo
+
+    settings = Settings(var_dir=tmp_path, argon2_time_cost=1, argon2_memory_kib=1024)
+    initialise(settings)
+
+    async def build() -> list[tuple[str, str, str]]:
+        db = Database(settings)
+        rng = random.Random(7)
+        try:
+            return await build_demo(db, settings, seed=7, password=lambda: _demo_password(rng))
+        finally:
+            await db.dispose()
+
+    first = asyncio.run(build())
+    second = asyncio.run(build())
+    assert first == second and {u for u, _, _ in first} >= {"admin", "leader"}

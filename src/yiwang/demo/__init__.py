@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
+from yiwang.core.auth import passwords
 from yiwang.core.auth import service as users
 from yiwang.core.auth.models import User
 from yiwang.core.auth.principal import Principal
@@ -81,8 +82,9 @@ async def build_demo(
                     ),
                 )
             else:
-                user.password_hash = ""
-                await users.set_password(session, settings, user, secret)
+                # The demo's own accounts: the same seed prints the same passwords again,
+                # which the no-reuse rule would refuse, so set the hash directly.
+                user.password_hash = passwords.hash_password(settings, secret)
                 user.active, user.locked_until = True, None
             logins.append((username, secret, note))
     return logins
