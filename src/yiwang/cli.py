@@ -300,7 +300,10 @@ def audit_verify() -> None:
 
     result = _run_db(_settings(), work)
     if result.ok:
-        typer.echo(f"audit chain intact: {result.checked} records, head {result.head_seq}")
+        typer.echo(
+            f"audit chain intact: {result.checked} records, head {result.head_seq} "
+            f"{result.head_hash}"
+        )
         return
     typer.echo(
         f"audit chain BROKEN at record {result.broken_seq}: {result.reason} "

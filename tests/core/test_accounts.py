@@ -265,3 +265,68 @@ async def test_state_change_writes_an_audit_record_in_the_same_transaction(
         )
         assert rec is not None and rec.details["username"] == "kept"
         assert rec.actor_name == "test" and rec.result == "success"
+
+
+async def test_account_made_by_an_administrator_needs_a_new_password_from_its_holder(
+    world: World,
+) -> None:
+    await world.user("sys", roles=("sysadmin",))
+    await world.user("sec", roles=("secadmin",))
+    sysadmin, secadmin = await world.principal("sys"), await world.principal("sec")
+    async with world.db.session() as session:
+        user = await users.create_user(
+            session, world.settings, sysadmin, users.UserCreate("newbie", PASSWORD, "320117")
+        )
+        assert user.must_change_password
+    assert (await _login(world, "newbie", PASSWORD)).stage == login.STAGE_PASSWORD
+    # Granting an administrator role resets the second factor and forces a new password,
+    # so the creator who knows the first password cannot inherit the new powers.
+    async with world.db.session() as session:
+        user = (await session.execute(select(User).where(User.username == "newbie"))).scalar_one()
+        user.must_change_password = False
+        user.totp_secret = "sm4gcm1:old"
+        await users.set_roles(session, secadmin, user.id, ["auditadmin"])
+        assert user.must_change_password and user.totp_secret is None
+    assert (await _login(world, "newbie", PASSWORD)).stage == login.STAGE_ENROL
+
+
+async def test_a_locked_account_accepts_no_second_factor_codes(world: World) -> None:
+    import pyotp
+
+    from yiwang.core.security.crypto import SM4Cipher
+
+    uid = await world.user("guarded", roles=("staff",))
+    secret = pyotp.random_base32()
+    async with world.db.session() as session:
+        user = await session.get(User, uid)
+        assert user is not None
+        user.totp_secret = SM4Cipher(world.settings.data_key_bytes()).encrypt(
+            secret, associated=str(uid).encode()
+        )
+    waiting = await _login(world, "guarded", PASSWORD)  # a session at the code step
+    assert waiting.stage == login.STAGE_MFA
+    for _ in range(5):
+        await _login(world, "guarded", "wrong-password")
+    async with world.db.session() as session:
+        active = await login.resolve_session(session, world.settings, waiting.token)
+        assert active is None  # sessions waiting for a code ended with the lockout
+    # Even a session that somehow survived would be refused while the account is locked.
+    principal = await world.principal("guarded")
+    async with world.db.session() as session:
+        user = await session.get(User, uid)
+        assert user is not None and user.locked_until is not None
+        from yiwang.core.auth.models import WebSession
+
+        web = WebSession(
+            id="x" * 64,
+            user_id=uid,
+            stage=login.STAGE_MFA,
+            expires_at=utcnow() + timedelta(hours=1),
+        )
+        session.add(web)
+        await session.flush()
+        fake = login.ActiveSession(web, user, principal)
+        outcome = await login.verify_second_factor(
+            session, world.settings, fake, pyotp.TOTP(secret).now()
+        )
+        assert isinstance(outcome.error, login.AccountLocked)

@@ -89,3 +89,26 @@ async def test_static_assets_are_vendored(client: httpx.AsyncClient) -> None:
     docs = await client.get("/api/docs")
     assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in docs.text
     assert "cdn" not in docs.text.lower()
+
+
+async def test_the_transaction_commits_before_the_response_is_sent(app, world: World) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import event
+
+    order: list[str] = []
+    event.listen(world.db.engine.sync_engine, "commit", lambda conn: order.append("commit"))
+
+    async def recording_app(scope, receive, send):  # type: ignore[no-untyped-def]
+        async def send_wrapper(message):  # type: ignore[no-untyped-def]
+            if message["type"] == "http.response.start":
+                order.append("response")
+            await send(message)
+
+        await app(scope, receive, send_wrapper)
+
+    await world.user("ma", roles=("staff",))
+    transport = httpx.ASGITransport(app=recording_app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as c:
+        order.clear()
+        await login(c, "ma")
+    # GET /login touches no table (no commit); POST /login commits before it answers.
+    assert order == ["response", "commit", "response"], order

@@ -184,7 +184,7 @@ def requires(permission: str, *, page: bool = False) -> Callable[..., Any]:
     """A dependency: the context, after checking that the principal holds ``permission``."""
     base = page_ctx if page else api_ctx
 
-    async def dependency(ctx: Ctx = Depends(base)) -> Ctx:
+    async def dependency(ctx: Ctx = Depends(base, scope="function")) -> Ctx:
         if not ctx.principal.has(permission):
             raise PermissionDenied(params={"permission": permission})
         return ctx

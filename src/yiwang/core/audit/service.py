@@ -119,16 +119,19 @@ class VerifyResult:
     head_seq: int
     broken_seq: int | None = None
     reason: str = ""
+    head_hash: str = ""
 
 
-async def _iter_records(session: AsyncSession, chunk: int = 5000) -> AsyncIterator[AuditRecord]:
+async def _iter_records(
+    session: AsyncSession, upto: int, chunk: int = 5000
+) -> AsyncIterator[AuditRecord]:
     last = 0
     while True:
         rows = (
             (
                 await session.execute(
                     select(AuditRecord)
-                    .where(AuditRecord.seq > last)
+                    .where(AuditRecord.seq > last, AuditRecord.seq <= upto)
                     .order_by(AuditRecord.seq)
                     .limit(chunk)
                 )
@@ -145,9 +148,15 @@ async def _iter_records(session: AsyncSession, chunk: int = 5000) -> AsyncIterat
 
 
 async def verify(session: AsyncSession) -> VerifyResult:
-    """Walk the chain from the first record; name the first record whose link is broken."""
+    """Walk the chain from the first record; name the first record whose link is broken.
+
+    The head is read first and the walk stops there: records appended while we walk belong
+    to a later check (the head and its record commit together, so every record up to the
+    head is visible)."""
+    head = (await session.execute(select(AuditHead).where(AuditHead.id == 1))).scalar_one()
+    head_seq, head_hash = head.seq, head.hash
     prev_hash, expected_seq, checked = GENESIS, 1, 0
-    async for rec in _iter_records(session):
+    async for rec in _iter_records(session, head_seq):
         if rec.seq != expected_seq:
             return VerifyResult(
                 False,
@@ -180,17 +189,17 @@ async def verify(session: AsyncSession) -> VerifyResult:
         if chain_hash(prev_hash, body) != rec.hash:
             return VerifyResult(False, checked, rec.seq, rec.seq, f"record {rec.seq} was altered")
         prev_hash, expected_seq, checked = rec.hash, rec.seq + 1, checked + 1
-    head = (await session.execute(select(AuditHead).where(AuditHead.id == 1))).scalar_one()
-    if head.seq != expected_seq - 1 or head.hash != prev_hash:
+    if head_seq != expected_seq - 1 or head_hash != prev_hash:
         return VerifyResult(
             False,
             checked,
-            head.seq,
+            head_seq,
             expected_seq,
             f"the chain ends at record {expected_seq - 1} but its head says "
-            f"{head.seq}: records were cut from the end",
+            f"{head_seq}: records were cut from the end",
+            head_hash,
         )
-    return VerifyResult(True, checked, head.seq)
+    return VerifyResult(True, checked, head_seq, head_hash=head_hash)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pyotp
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yiwang.core.audit import service as audit
@@ -115,6 +115,12 @@ async def _record_failure(
             ip=ip,
             details={"until": user.locked_until.isoformat()},
         )
+        # Sessions waiting for a second factor end too: no more code guesses through them.
+        await session.execute(
+            update(WebSession)
+            .where(WebSession.user_id == user.id, WebSession.stage != STAGE_FULL)
+            .values(revoked=True)
+        )
         return AccountLocked(params={"minutes": settings.lockout_minutes})
     return LoginFailed()
 
@@ -130,8 +136,10 @@ async def authenticate(
 ) -> LoginOutcome:
     """Check a password. Failures are counted, audited and committed (never raised), so
     that the caller's transaction keeps them."""
+    # The row lock makes concurrent guesses for one account queue up behind each other, so
+    # each sees the failures counted before it and the lockout holds under parallel attempts.
     user = (
-        await session.execute(select(User).where(User.username == username))
+        await session.execute(select(User).where(User.username == username).with_for_update())
     ).scalar_one_or_none()
     now = utcnow()
     if user is None or not user.active:
@@ -162,7 +170,7 @@ async def authenticate(
         )
         minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
         return LoginOutcome(False, error=AccountLocked(params={"minutes": minutes}))
-    if not passwords.verify_password(settings, user.password_hash, password):
+    if not await passwords.verify_password_async(settings, user.password_hash, password):
         error = await _record_failure(session, settings, user, ip, "bad_password")
         return LoginOutcome(False, error=error, user_id=user.id)
     stage = await _stage_after_password(session, settings, user)
@@ -262,9 +270,16 @@ async def verify_second_factor(
     session: AsyncSession, settings: Settings, active: ActiveSession, code: str
 ) -> LoginOutcome:
     """The TOTP step of signing in. Wrong codes count towards the lockout like passwords."""
-    user = active.user
+    user = (
+        await session.execute(select(User).where(User.id == active.user.id).with_for_update())
+    ).scalar_one()
     if active.web.stage != STAGE_MFA or not user.totp_secret:
         return LoginOutcome(False, error=BadCode())
+    now = utcnow()
+    if user.locked_until and user.locked_until > now:
+        active.web.revoked = True
+        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
+        return LoginOutcome(False, error=AccountLocked(params={"minutes": minutes}))
     secret = _cipher(settings).decrypt(user.totp_secret, associated=str(user.id).encode())
     step = _verify_code(secret, code, user.totp_last_step)
     if step is None:
@@ -274,7 +289,6 @@ async def verify_second_factor(
         return LoginOutcome(False, error=BadCode() if isinstance(error, LoginFailed) else error)
     user.totp_last_step = step
     user.last_login_at = utcnow()
-    user.locked_until = None
     active.web.stage = _stage_after_mfa(settings, user)
     await audit.record(session, active.principal, "auth.2fa", "user", user.id)
     return LoginOutcome(True, stage=active.web.stage, user_id=user.id)
@@ -293,6 +307,7 @@ async def start_enrolment(
     user = active.user
     secret = pyotp.random_base32()
     user.totp_pending = _cipher(settings).encrypt(secret, associated=str(user.id).encode())
+    await audit.record(session, active.principal, "auth.2fa_enrol_start", "user", user.id)
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=settings.totp_issuer)
     return Enrolment(secret, uri)
 
@@ -306,9 +321,22 @@ async def pending_enrolment(settings: Settings, user: User) -> Enrolment | None:
 
 
 async def confirm_enrolment(
-    session: AsyncSession, settings: Settings, active: ActiveSession, code: str
+    session: AsyncSession,
+    settings: Settings,
+    active: ActiveSession,
+    code: str,
+    password: str = "",
 ) -> LoginOutcome:
+    """Confirm a new TOTP secret with a code from it. Replacing a confirmed secret also needs
+    the account's password, so a session left open cannot move the second factor."""
     user = active.user
+    if user.totp_secret and not await passwords.verify_password_async(
+        settings, user.password_hash, password
+    ):
+        error = await _record_failure(
+            session, settings, user, active.principal.ip, "bad_password_2fa_change"
+        )
+        return LoginOutcome(False, error=error)
     pending = await pending_enrolment(settings, user)
     if pending is None:
         return LoginOutcome(False, error=BadCode())
@@ -325,10 +353,18 @@ async def confirm_enrolment(
 
 async def change_password(
     session: AsyncSession, settings: Settings, active: ActiveSession, old: str, new: str
-) -> None:
+) -> DomainError | None:
+    """Change the signed-in user's password. A wrong current password is returned (not
+    raised) after counting towards the lockout, so guessing here is limited too."""
     user = active.user
-    if not passwords.verify_password(settings, user.password_hash, old):
-        raise ValidationFailed("The current password is wrong.", field="old_password")
+    if not await passwords.verify_password_async(settings, user.password_hash, old):
+        error = await _record_failure(
+            session, settings, user, active.principal.ip, "bad_password_change"
+        )
+        if isinstance(error, AccountLocked):
+            active.web.revoked = True
+            return error
+        return ValidationFailed("The current password is wrong.", field="old_password")
     await set_password(session, settings, user, new)
     user.must_change_password = False
     if active.web.stage == STAGE_PASSWORD:
@@ -340,10 +376,12 @@ async def change_password(
         .values(revoked=True)
     )
     await audit.record(session, active.principal, "user.change_password", "user", user.id)
+    return None
 
 
 async def purge_sessions(session: AsyncSession, settings: Settings) -> int:
-    """Mark sessions idle or past their end as revoked; drop old failure counters."""
+    """Mark sessions idle or past their end as revoked; drop failure counters older than a
+    day (the lockout window is minutes)."""
     now = utcnow()
     idle_since = now - timedelta(minutes=settings.session_idle_minutes)
     result = await session.execute(
@@ -354,4 +392,5 @@ async def purge_sessions(session: AsyncSession, settings: Settings) -> int:
         )
         .values(revoked=True)
     )
+    await session.execute(delete(LoginFailure).where(LoginFailure.at < now - timedelta(days=1)))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import string
 from functools import lru_cache
 
@@ -30,6 +31,11 @@ def verify_password(settings: Settings, password_hash: str, password: str) -> bo
         return _hasher(settings).verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+async def verify_password_async(settings: Settings, password_hash: str, password: str) -> bool:
+    """Verify in a worker thread: argon2 is deliberately slow and must not stall the loop."""
+    return await asyncio.to_thread(verify_password, settings, password_hash, password)
 
 
 #: A hash of nothing anybody types, checked for unknown users so that timing does not tell

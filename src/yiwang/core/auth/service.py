@@ -233,6 +233,10 @@ async def create_user(
         display_name=data.display_name or data.username,
         org_id=org.id,
         password_hash="",
+        # Whoever typed the first password must not be able to use the account: its holder
+        # chooses their own at first sign-in. (The CLI, run by the operator who hands the
+        # account over, is trusted with that.)
+        must_change_password=not actor.is_system,
     )
     session.add(user)
     await session.flush()
@@ -263,17 +267,27 @@ async def _assign_roles(
             "One account may not hold the roles of two of the three administrators.",
             field="roles",
         )
-    old = (await roles_of(session, user.id)).names
+    before = await roles_of(session, user.id)
+    old = before.names
     await session.execute(delete(UserRole).where(UserRole.user_id == user.id))
     session.add_all(UserRole(user_id=user.id, role_id=r.id) for r in roles)
     await session.flush()
+    new_kind = next(iter(kinds), None)
+    reset = bool(new_kind and new_kind != before.admin_kind and not actor.is_system)
+    if reset:
+        # Becoming an administrator: whoever may know the password or hold the second
+        # factor now (the account's creator, say) must not inherit the new powers. The
+        # holder sets a new password and enrols a new authenticator at next sign-in.
+        user.must_change_password = True
+        user.totp_secret = user.totp_pending = None
+        user.totp_last_step = None
     await audit.record(
         session,
         actor,
         "user.roles",
         "user",
         user.id,
-        details={"old": list(old), "new": sorted(role_names)},
+        details={"old": list(old), "new": sorted(role_names), "credentials_reset": reset},
     )
 
 

@@ -65,7 +65,7 @@ async def _user_out(ctx: Ctx, user: User, org: OrgNode) -> UserOut:
 
 
 @router.get("/me", tags=["accounts"], summary="The caller", responses=ERRORS)
-async def me(ctx: Ctx = Depends(api_ctx)) -> MeOut:
+async def me(ctx: Ctx = Depends(api_ctx, scope="function")) -> MeOut:
     p = ctx.principal
     return MeOut(
         id=p.user_id,
@@ -203,7 +203,7 @@ async def set_user_active(
 
 
 @router.get("/tokens", tags=["accounts"], summary="The caller's API tokens", responses=ERRORS)
-async def list_tokens(ctx: Ctx = Depends(api_ctx)) -> list[TokenOut]:
+async def list_tokens(ctx: Ctx = Depends(api_ctx, scope="function")) -> list[TokenOut]:
     return [TokenOut.model_validate(t) for t in await tokens.list_own(ctx.session, ctx.principal)]
 
 
@@ -214,7 +214,9 @@ async def list_tokens(ctx: Ctx = Depends(api_ctx)) -> list[TokenOut]:
     summary="Create an API token (from a browser session)",
     responses=ERRORS,
 )
-async def create_token(body: TokenIn, ctx: Ctx = Depends(api_ctx)) -> TokenCreated:
+async def create_token(
+    body: TokenIn, ctx: Ctx = Depends(api_ctx, scope="function")
+) -> TokenCreated:
     token, secret = await tokens.create(
         ctx.session, ctx.principal, body.name, body.scopes, body.days
     )
@@ -228,7 +230,7 @@ async def create_token(body: TokenIn, ctx: Ctx = Depends(api_ctx)) -> TokenCreat
     summary="Revoke one of the caller's tokens",
     responses=ERRORS,
 )
-async def revoke_token(token_id: Id, ctx: Ctx = Depends(api_ctx)) -> Response:
+async def revoke_token(token_id: Id, ctx: Ctx = Depends(api_ctx, scope="function")) -> Response:
     await tokens.revoke(ctx.session, ctx.principal, token_id)
     return Response(status_code=204)
 

@@ -63,7 +63,7 @@ async def stage_ctx(request: Request) -> AsyncIterator[Ctx]:
 
 
 @router.get("/login")
-async def login_page(next: str = "/", ctx: Ctx = Depends(any_ctx)) -> Response:
+async def login_page(next: str = "/", ctx: Ctx = Depends(any_ctx, scope="function")) -> Response:
     if ctx.signed_in:
         return RedirectResponse(_safe_next(next), status_code=303)
     return _render(ctx, "login.html", next=_safe_next(next))
@@ -74,7 +74,7 @@ async def login_submit(
     username: str = Form("", max_length=128),
     password: str = Form("", max_length=256),
     next: str = Form("/", max_length=512),
-    ctx: Ctx = Depends(any_ctx),
+    ctx: Ctx = Depends(any_ctx, scope="function"),
 ) -> Response:
     await check_csrf(ctx)
     outcome = await login.authenticate(
@@ -104,7 +104,7 @@ async def login_submit(
 
 
 @router.get("/login/2fa")
-async def second_factor_page(ctx: Ctx = Depends(stage_ctx)) -> Response:
+async def second_factor_page(ctx: Ctx = Depends(stage_ctx, scope="function")) -> Response:
     assert ctx.active is not None
     if ctx.active.web.stage != login.STAGE_MFA:
         return _after_stage(ctx, ctx.active.web.stage)
@@ -113,7 +113,7 @@ async def second_factor_page(ctx: Ctx = Depends(stage_ctx)) -> Response:
 
 @router.post("/login/2fa")
 async def second_factor_submit(
-    code: str = Form("", max_length=16), ctx: Ctx = Depends(stage_ctx)
+    code: str = Form("", max_length=16), ctx: Ctx = Depends(stage_ctx, scope="function")
 ) -> Response:
     assert ctx.active is not None
     outcome = await login.verify_second_factor(ctx.session, ctx.settings, ctx.active, code)
@@ -129,7 +129,7 @@ def _qr_svg(uri: str) -> str:
 
 
 @router.get("/account/2fa")
-async def enrol_page(ctx: Ctx = Depends(stage_ctx)) -> Response:
+async def enrol_page(ctx: Ctx = Depends(stage_ctx, scope="function")) -> Response:
     assert ctx.active is not None
     if ctx.active.web.stage not in (login.STAGE_ENROL, login.STAGE_FULL):
         return _after_stage(ctx, ctx.active.web.stage)
@@ -147,12 +147,16 @@ async def enrol_page(ctx: Ctx = Depends(stage_ctx)) -> Response:
 
 @router.post("/account/2fa")
 async def enrol_submit(
-    code: str = Form("", max_length=16), ctx: Ctx = Depends(stage_ctx)
+    code: str = Form("", max_length=16),
+    password: str = Form("", max_length=256),
+    ctx: Ctx = Depends(stage_ctx, scope="function"),
 ) -> Response:
     assert ctx.active is not None
     if ctx.active.web.stage not in (login.STAGE_ENROL, login.STAGE_FULL):
         return _after_stage(ctx, ctx.active.web.stage)
-    outcome = await login.confirm_enrolment(ctx.session, ctx.settings, ctx.active, code)
+    outcome = await login.confirm_enrolment(ctx.session, ctx.settings, ctx.active, code, password)
+    if isinstance(outcome.error, login.AccountLocked):
+        return _render(ctx, "error_page.html", status=403, message=_error_text(ctx, outcome.error))
     if not outcome.ok:
         enrolment = await login.pending_enrolment(ctx.settings, ctx.active.user)
         if enrolment is None:
@@ -170,7 +174,7 @@ async def enrol_submit(
 
 
 @router.get("/account/password")
-async def password_page(ctx: Ctx = Depends(stage_ctx)) -> Response:
+async def password_page(ctx: Ctx = Depends(stage_ctx, scope="function")) -> Response:
     assert ctx.active is not None
     if ctx.active.web.stage not in (login.STAGE_PASSWORD, login.STAGE_FULL):
         return _after_stage(ctx, ctx.active.web.stage)
@@ -182,7 +186,7 @@ async def password_submit(
     old_password: str = Form("", max_length=256),
     new_password: str = Form("", max_length=256),
     confirm_password: str = Form("", max_length=256),
-    ctx: Ctx = Depends(stage_ctx),
+    ctx: Ctx = Depends(stage_ctx, scope="function"),
 ) -> Response:
     assert ctx.active is not None
     if ctx.active.web.stage not in (login.STAGE_PASSWORD, login.STAGE_FULL):
@@ -199,23 +203,25 @@ async def password_submit(
         )
     try:
         async with ctx.session.begin_nested():
-            await login.change_password(
+            error = await login.change_password(
                 ctx.session, ctx.settings, ctx.active, old_password, new_password
             )
     except DomainError as exc:
+        error = exc
+    if error is not None:
         return _render(
             ctx,
             "password.html",
             status=400,
             forced=forced,
-            field=exc.field,
-            error=_error_text(ctx, exc),
+            field=error.field,
+            error=_error_text(ctx, error),
         )
     return _render(ctx, "password.html", forced=False, done=True)
 
 
 @router.post("/logout")
-async def logout(ctx: Ctx = Depends(stage_ctx)) -> Response:
+async def logout(ctx: Ctx = Depends(stage_ctx, scope="function")) -> Response:
     assert ctx.active is not None
     await login.logout(ctx.session, ctx.active)
     response = RedirectResponse("/login", status_code=303)

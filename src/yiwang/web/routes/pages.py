@@ -28,7 +28,7 @@ def _render(ctx: Ctx, name: str, status: int = 200, **values: object) -> Respons
 
 
 @router.get("/")
-async def home(ctx: Ctx = Depends(page_ctx)) -> Response:
+async def home(ctx: Ctx = Depends(page_ctx, scope="function")) -> Response:
     p = ctx.principal
     org = await orgs.get(ctx.session, p.org_id) if p.org_id else None
     chain = await orgs.ancestors(ctx.session, org) if org else []
@@ -36,14 +36,14 @@ async def home(ctx: Ctx = Depends(page_ctx)) -> Response:
 
 
 @router.get("/account")
-async def account(ctx: Ctx = Depends(page_ctx)) -> Response:
+async def account(ctx: Ctx = Depends(page_ctx, scope="function")) -> Response:
     own = await tokens.list_own(ctx.session, ctx.principal)
     return _render(ctx, "account.html", tokens=own, permissions=sorted(ctx.principal.permissions))
 
 
 @router.post("/account/language")
 async def set_language(
-    language: str = Form(..., max_length=8), ctx: Ctx = Depends(page_ctx)
+    language: str = Form(..., max_length=8), ctx: Ctx = Depends(page_ctx, scope="function")
 ) -> Response:
     lang = i18n.normalise(language) or ctx.settings.default_language
     assert ctx.active is not None
@@ -58,7 +58,7 @@ async def create_token(
     name: str = Form(..., max_length=128),
     scopes: list[str] = Form(default_factory=list),
     days: int = Form(90, ge=1, le=366),
-    ctx: Ctx = Depends(page_ctx),
+    ctx: Ctx = Depends(page_ctx, scope="function"),
 ) -> Response:
     try:
         async with ctx.session.begin_nested():
@@ -84,7 +84,7 @@ async def create_token(
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-async def revoke_token(token_id: int, ctx: Ctx = Depends(page_ctx)) -> Response:
+async def revoke_token(token_id: int, ctx: Ctx = Depends(page_ctx, scope="function")) -> Response:
     await tokens.revoke(ctx.session, ctx.principal, token_id)
     return RedirectResponse("/account", status_code=303)
 
