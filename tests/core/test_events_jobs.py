@@ -193,3 +193,89 @@ async def test_job_not_yet_due_does_not_run_and_failures_are_recorded(world: Wor
         assert row is not None and row.last_status == "failed" and "bad data" in row.last_error
         assert row.next_run_at > utcnow()
     assert calls == 1
+
+
+@pytest.mark.postgres
+async def test_order_follows_commit_order_not_id_order(world: World, recorder: Recorder) -> None:
+    """Transaction A takes the lower event id but commits after B: B's event of the same
+    aggregate must wait for A's (it does: B blocks on the aggregate's stream row)."""
+    a_published = asyncio.Event()
+    release_a = asyncio.Event()
+
+    async def tx_a() -> None:
+        async with world.db.session() as session:
+            await events.publish(session, "test.happened", "thing", "x", {"n": 1})
+            a_published.set()
+            await release_a.wait()
+
+    async def tx_b() -> None:
+        await a_published.wait()
+        async with world.db.session() as session:
+            await events.publish(session, "test.happened", "thing", "x", {"n": 2})
+
+    task_a = asyncio.create_task(tx_a())
+    task_b = asyncio.create_task(tx_b())
+    await asyncio.sleep(0.3)
+    assert not task_b.done()  # B waits for A's stream row
+    release_a.set()
+    await asyncio.gather(task_a, task_b)
+    await _dispatcher(world).drain()
+    assert [n for _, _, n in recorder.seen] == [1, 2]
+
+
+async def test_a_worker_that_lost_its_lease_does_not_run_the_handler(world: World) -> None:
+    from sqlalchemy import update
+
+    calls = 0
+
+    async def handler(ctx: HandlerContext, event: Event) -> None:
+        nonlocal calls
+        calls += 1
+
+    registry = get_registry()
+    registry.add_handler(EventHandler("test.lease", ("lease.*",), handler))
+    try:
+        async with world.db.session() as session:
+            await events.publish(session, "lease.test", "thing", "l", {"n": 1})
+        dispatcher = _dispatcher(world, "w1")
+        claimed = await dispatcher._claim(10)
+        async with world.db.session() as session:
+            await session.execute(update(EventDelivery).values(locked_by="w2"))
+        for delivery_id in claimed:
+            await dispatcher._run(delivery_id)
+        async with world.db.session() as session:
+            delivery = (await session.execute(select(EventDelivery))).scalar_one()
+        assert delivery.status == "pending" and delivery.locked_by == "w2"
+        assert calls == 0  # w1 saw the delivery was no longer its own and did not run it
+    finally:
+        registry.remove_handler("test.lease")
+
+
+@pytest.mark.postgres
+async def test_a_handler_that_outlives_its_lease_is_rolled_back(world: World) -> None:
+    """The lease is taken over while the handler runs: its work must not commit."""
+    from sqlalchemy import update
+
+    from yiwang.core.orgs.models import OrgNode
+
+    async def handler(ctx: HandlerContext, event: Event) -> None:
+        root = (await ctx.session.execute(select(OrgNode).limit(1))).scalar_one()
+        root.name = "renamed by a stale worker"
+        async with world.db.session() as other:  # another worker claims the delivery
+            await other.execute(update(EventDelivery).values(locked_by="w2"))
+
+    registry = get_registry()
+    registry.add_handler(EventHandler("test.stale", ("stale.*",), handler))
+    try:
+        async with world.db.session() as session:
+            await events.publish(session, "stale.test", "thing", "s", {"n": 1})
+        dispatcher = _dispatcher(world, "w1")
+        for delivery_id in await dispatcher._claim(10):
+            await dispatcher._run(delivery_id)
+        async with world.db.session() as session:
+            names = (await session.execute(select(OrgNode.name))).scalars().all()
+            delivery = (await session.execute(select(EventDelivery))).scalar_one()
+        assert "renamed by a stale worker" not in names
+        assert delivery.status == "pending" and delivery.locked_by == "w2"
+    finally:
+        registry.remove_handler("test.stale")

@@ -12,7 +12,7 @@ from yiwang.core.auth.models import (
     WebSession,
 )
 from yiwang.core.db import Base
-from yiwang.core.events.models import EventDelivery, OutboxEvent
+from yiwang.core.events.models import EventDelivery, EventStream, OutboxEvent
 from yiwang.core.jobs.models import JobSchedule
 from yiwang.core.orgs.models import OrgNode
 
@@ -22,6 +22,7 @@ __all__ = [
     "AuditRecord",
     "Base",
     "EventDelivery",
+    "EventStream",
     "JobSchedule",
     "LoginFailure",
     "OrgNode",

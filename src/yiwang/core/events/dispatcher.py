@@ -9,6 +9,8 @@ discards it, which is what keeps a handler from seeing "closed" before "created"
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import traceback
 from datetime import timedelta
@@ -25,6 +27,12 @@ from yiwang.core.settings import Settings
 from yiwang.core.timeutil import utcnow
 
 log = logging.getLogger("yiwang.events")
+
+
+class LeaseLost(RuntimeError):
+    """The delivery's lease ran out and another worker claimed it."""
+
+
 LEASE = timedelta(seconds=120)
 
 
@@ -41,7 +49,7 @@ class Dispatcher:
             and_(
                 earlier.handler == EventDelivery.handler,
                 earlier.aggregate_key == EventDelivery.aggregate_key,
-                earlier.event_id < EventDelivery.event_id,
+                earlier.aggregate_seq < EventDelivery.aggregate_seq,
                 earlier.status.in_(("pending", "dead")),
             )
         )
@@ -92,12 +100,34 @@ class Dispatcher:
                 break
         return total
 
+    async def _renew(self, delivery_id: int) -> None:
+        """Keep the lease while a slow handler runs, so no other worker starts it too."""
+        while True:
+            await asyncio.sleep(LEASE.total_seconds() / 3)
+            try:
+                async with self.db.session() as session:
+                    await session.execute(
+                        update(EventDelivery)
+                        .where(
+                            EventDelivery.id == delivery_id,
+                            EventDelivery.locked_by == self.worker_id,
+                        )
+                        .values(locked_until=utcnow() + LEASE)
+                    )
+            except Exception:  # a failed renewal is retried; losing the lease is caught below
+                log.warning("could not renew the lease of delivery %s", delivery_id)
+
     async def _run(self, delivery_id: int) -> None:
         handler_name = ""
+        renewer = asyncio.create_task(self._renew(delivery_id))
         try:
             async with self.db.session() as session:
                 delivery = await session.get(EventDelivery, delivery_id)
-                if delivery is None or delivery.status != "pending":
+                if (
+                    delivery is None
+                    or delivery.status != "pending"
+                    or delivery.locked_by != self.worker_id
+                ):
                     return
                 handler_name = delivery.handler
                 handler = self.registry.handlers.get(delivery.handler)
@@ -105,22 +135,50 @@ class Dispatcher:
                     raise LookupError(f"no handler named {delivery.handler!r} is registered")
                 event_row = await session.get(OutboxEvent, delivery.event_id)
                 assert event_row is not None
-                ctx = HandlerContext(session, self.settings, self.db, delivery.attempts + 1)
+                attempt = delivery.attempts + 1
+                ctx = HandlerContext(session, self.settings, self.db, attempt)
                 await handler.func(ctx, Event.from_row(event_row))
-                delivery.status, delivery.done_at = "done", utcnow()
-                delivery.attempts += 1
-                delivery.locked_by, delivery.locked_until = None, None
+                # Done only if the lease is still ours: otherwise roll the handler's work back
+                # (another worker has taken the delivery over).
+                done = await session.execute(
+                    update(EventDelivery)
+                    .where(
+                        EventDelivery.id == delivery_id,
+                        EventDelivery.status == "pending",
+                        EventDelivery.locked_by == self.worker_id,
+                    )
+                    .values(
+                        status="done",
+                        done_at=utcnow(),
+                        attempts=attempt,
+                        locked_by=None,
+                        locked_until=None,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                if done.rowcount != 1:  # type: ignore[attr-defined]
+                    raise LeaseLost(delivery_id)
+        except LeaseLost:
+            log.warning("delivery %s was taken over by another worker; rolled back", delivery_id)
         except Exception as exc:  # a handler may fail in any way: record it, retry later
             log.warning(
                 "event handler %s failed on delivery %s: %s", handler_name, delivery_id, exc
             )
             await self._failed(delivery_id, exc)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
 
     async def _failed(self, delivery_id: int, exc: Exception) -> None:
         async with self.db.session() as session:
             delivery = await session.get(EventDelivery, delivery_id)
-            if delivery is None:
-                return
+            if (
+                delivery is None
+                or delivery.status != "pending"
+                or delivery.locked_by != self.worker_id
+            ):
+                return  # another worker holds it now
             handler = self.registry.handlers.get(delivery.handler)
             max_attempts = (
                 handler.max_attempts

@@ -14,12 +14,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yiwang.core.audit import service as audit
 from yiwang.core.auth.principal import Principal
 from yiwang.core.errors import NotFound, ValidationFailed
-from yiwang.core.events.models import EventDelivery, OutboxEvent
+from yiwang.core.events.models import EventDelivery, EventStream, OutboxEvent
 from yiwang.core.plugins import Registry, get_registry
 from yiwang.core.timeutil import utcnow
 
@@ -73,24 +75,45 @@ async def publish(
     registry: Registry | None = None,
 ) -> OutboxEvent:
     registry = registry or get_registry()
+    key = f"{aggregate_type}:{aggregate_id}"
+    seq = await _next_seq(session, key)
     row = OutboxEvent(
         topic=topic,
         aggregate_type=aggregate_type,
         aggregate_id=str(aggregate_id),
+        aggregate_seq=seq,
         payload=payload or {},
         actor_id=actor.user_id if actor else None,
         created_at=utcnow(),
     )
     session.add(row)
     await session.flush()
-    key = f"{aggregate_type}:{aggregate_id}"
     session.add_all(
         EventDelivery(
-            event_id=row.id, handler=h.name, aggregate_key=key, next_attempt_at=row.created_at
+            event_id=row.id,
+            handler=h.name,
+            aggregate_key=key,
+            aggregate_seq=seq,
+            next_attempt_at=row.created_at,
         )
         for h in registry.handlers_for(topic)
     )
     return row
+
+
+async def _next_seq(session: AsyncSession, key: str) -> int:
+    """Take the aggregate's next sequence number; the row stays locked until commit."""
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    stmt = (
+        insert(EventStream)
+        .values(aggregate_key=key, last_seq=1)
+        .on_conflict_do_update(
+            index_elements=[EventStream.aggregate_key],
+            set_={"last_seq": EventStream.last_seq + 1},
+        )
+        .returning(EventStream.last_seq)
+    )
+    return int((await session.execute(stmt)).scalar_one())
 
 
 @dataclass(frozen=True)
