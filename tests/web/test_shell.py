@@ -112,3 +112,27 @@ async def test_the_transaction_commits_before_the_response_is_sent(app, world: W
         await login(c, "ma")
     # GET /login touches no table (no commit); POST /login commits before it answers.
     assert order == ["response", "commit", "response"], order
+
+
+async def test_values_the_database_cannot_store_are_a_clear_error(
+    app,
+    world: World,  # type: ignore[no-untyped-def]
+) -> None:
+    await world.user("ops", roles=("leader",))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as c:
+        await login(c, "ops")
+        csrf = await csrf_from(c, "/account")
+        created = await c.post(
+            "/api/v1/tokens",
+            headers={"x-csrf-token": csrf},
+            json={"name": "t", "scopes": ["orgs.read", "users.read"]},
+        )
+        auth = {"authorization": f"Bearer {created.json()['token']}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="https://testserver", headers=auth
+    ) as api:
+        for path in ("/api/v1/orgs?q=%00", "/api/v1/users?q=a%00b"):
+            response = await api.get(path)
+            assert response.status_code < 500, (path, response.text)
+            assert response.headers["content-type"].startswith("application/")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Secrets read from files, by path (a cache: the files are the truth).
+_SECRETS: dict[Path, str] = {}
 
 
 def _default_var_dir() -> Path:
@@ -63,7 +68,7 @@ class Settings(BaseSettings):
     job_lease_seconds: int = 300
 
     #: Proxies whose X-Forwarded-For we believe (nginx on the same host by default).
-    trusted_proxies: str = "127.0.0.1,::1"
+    trusted_proxies: str = "127.0.0.1,::1,::ffff:127.0.0.1"
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -83,12 +88,25 @@ class Settings(BaseSettings):
         return self.var_dir
 
     def _persistent_secret(self, name: str, nbytes: int) -> str:
+        """A generated secret kept in ``var_dir``: created once, atomically and private
+        (two processes starting together agree on one value), then cached."""
         path = self.ensure_var_dir() / name
-        if path.exists():
-            return path.read_text().strip()
-        value = secrets.token_hex(nbytes)
-        path.write_text(value)
-        path.chmod(0o600)
+        cached = _SECRETS.get(path)
+        if cached is not None:
+            return cached
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            for _ in range(50):  # the creator may still be writing
+                value = path.read_text().strip()
+                if value:
+                    break
+                time.sleep(0.01)
+        else:
+            value = secrets.token_hex(nbytes)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(value)
+        _SECRETS[path] = value
         return value
 
     def secret_key_value(self) -> str:

@@ -85,13 +85,18 @@ class Ctx:
         if not seed:
             seed = secrets.token_urlsafe(24)
             self.cookies_to_set[CSRF_COOKIE] = seed
-        return csrf_for(self.settings, seed)
+        return csrf_for(self.settings, seed, self._session_binding())
+
+    def _session_binding(self) -> str:
+        return self.active.web.id if self.active is not None else ""
 
 
-def csrf_for(settings: Settings, seed: str) -> str:
-    """Signed double-submit: the token is a MAC of an HttpOnly cookie only we can compute."""
+def csrf_for(settings: Settings, seed: str, session_id: str = "") -> str:
+    """Signed double-submit: the token is a MAC, bound to the session, of an HttpOnly cookie;
+    only we can compute it, and a planted cookie alone does not make a valid token."""
     key = settings.secret_key_value().encode()
-    return hmac.new(key, b"csrf:" + seed.encode(), hashlib.sha256).hexdigest()
+    message = f"csrf:{seed}:{session_id}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 async def check_csrf(ctx: Ctx) -> None:
@@ -104,7 +109,8 @@ async def check_csrf(ctx: Ctx) -> None:
         form = await request.form()
         value = form.get("csrf_token", "")
         sent = value if isinstance(value, str) else ""
-    if not seed or not sent or not hmac.compare_digest(sent, csrf_for(ctx.settings, seed)):
+    expected = csrf_for(ctx.settings, seed, ctx._session_binding())
+    if not seed or not sent or not hmac.compare_digest(sent, expected):
         raise CsrfFailed()
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from yiwang.core import i18n
@@ -120,6 +121,36 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def database_refused(request: Request, exc: Exception) -> Response:
+    """The database refused a value the checks let through: a duplicate that raced past
+    our own check (409), or a value it cannot store, such as a NUL character (422). Any
+    other database error is ours (500)."""
+    if not isinstance(exc, (IntegrityError, DataError)) and "0x00" not in str(exc):
+        return await unexpected_error(request, exc)
+    lang = _lang(request)
+    log.warning(
+        "database refused %s %s: %s",
+        request.method,
+        request.url.path,
+        str(exc).splitlines()[0][:300],
+    )
+    if isinstance(exc, IntegrityError):
+        return problem(
+            request,
+            409,
+            "conflict",
+            i18n.gettext(lang, "The object already exists or was changed by someone else."),
+            i18n.gettext(lang, "The object already exists or was changed by someone else."),
+        )
+    return problem(
+        request,
+        422,
+        "invalid_value",
+        i18n.gettext(lang, "The input is not valid."),
+        i18n.gettext(lang, "A value cannot be stored (for example, it holds a NUL character)."),
+    )
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     lang = _lang(request)
@@ -136,4 +167,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(IntegrityError, database_refused)
+    app.add_exception_handler(DataError, database_refused)
+    app.add_exception_handler(DBAPIError, database_refused)
     app.add_exception_handler(Exception, unexpected_error)

@@ -352,6 +352,14 @@ async def list_users(
     offset: int = 0,
 ) -> tuple[list[tuple[User, OrgNode]], int]:
     principal.require("users.read")
+    await audit.record(
+        session,
+        principal,
+        "user.list",
+        "user",
+        "",
+        details={"q": q or "", "limit": limit, "offset": offset},
+    )
     base = select(User, OrgNode).join(OrgNode, OrgNode.id == User.org_id)
     stmt = principal.scope.apply(base, User.org_id)
     if q:

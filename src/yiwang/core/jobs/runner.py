@@ -12,7 +12,9 @@ import traceback
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from yiwang.core.db import Database
 from yiwang.core.jobs.models import JobSchedule
@@ -41,19 +43,19 @@ class Scheduler:
     async def sync(self) -> None:
         """Make sure every registered job has its schedule row."""
         async with self.db.session() as session:
-            rows = {r.name: r for r in (await session.execute(select(JobSchedule))).scalars()}
+            insert = sqlite_insert if self.db.dialect == "sqlite" else pg_insert
             for job in self.registry.jobs.values():
-                row = rows.get(job.name)
-                if row is None:
-                    session.add(
-                        JobSchedule(
-                            name=job.name,
-                            interval_seconds=job.interval_seconds,
-                            next_run_at=utcnow(),
-                        )
+                # Several processes start at once: whoever inserts first wins, quietly.
+                await session.execute(
+                    insert(JobSchedule)
+                    .values(
+                        name=job.name, interval_seconds=job.interval_seconds, next_run_at=utcnow()
                     )
-                elif row.interval_seconds != job.interval_seconds:
-                    row.interval_seconds = job.interval_seconds
+                    .on_conflict_do_update(
+                        index_elements=[JobSchedule.name],
+                        set_={"interval_seconds": job.interval_seconds},
+                    )
+                )
 
     async def _claim(self, name: str) -> bool:
         now = utcnow()

@@ -15,6 +15,7 @@ from yiwang.core.auth import tokens
 from yiwang.core.errors import DomainError
 from yiwang.core.events import service as events
 from yiwang.core.orgs import service as orgs
+from yiwang.core.timeutil import LOCAL_TZ
 from yiwang.web.context import LANG_COOKIE, Ctx, page_ctx, requires, set_cookie
 from yiwang.web.templating import Templates
 
@@ -47,6 +48,15 @@ async def set_language(
 ) -> Response:
     lang = i18n.normalise(language) or ctx.settings.default_language
     assert ctx.active is not None
+    if ctx.active.user.language != lang:
+        await audit.record(
+            ctx.session,
+            ctx.principal,
+            "user.language",
+            "user",
+            ctx.active.user.id,
+            details={"old": ctx.active.user.language, "new": lang},
+        )
     ctx.active.user.language = lang
     response = RedirectResponse("/account", status_code=303)
     set_cookie(ctx.settings, response, LANG_COOKIE, lang)
@@ -123,10 +133,14 @@ async def admin_audit(
     ctx: Ctx = Depends(requires("audit.read", page=True)),
 ) -> Response:
     def parse(value: str | None) -> datetime | None:
+        """The form's times are the wall clock the page shows: Asia/Shanghai."""
         try:
-            return datetime.fromisoformat(value) if value else None
+            parsed = datetime.fromisoformat(value) if value else None
         except ValueError:
             return None
+        if parsed is not None and parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=LOCAL_TZ)
+        return parsed
 
     flt = audit.AuditFilter(
         actor or None,
