@@ -8,6 +8,7 @@ snapshot; read-only sessions (``Database.session(readonly=True)``) start a plain
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, String, Text, event
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -26,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
+from yiwang.core import sqlite_inline
 from yiwang.core.settings import Settings
 from yiwang.core.timeutil import as_utc
 
@@ -101,18 +103,38 @@ def _sqlite_begin(conn: Connection) -> None:
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.effective_database_url
     kwargs: dict[str, Any] = {"echo": settings.database_echo}
+    # A pool as large as the concurrency we expect: connections opened and closed per
+    # request (overflow) cost a thread and four PRAGMAs each on SQLite.
+    kwargs["pool_size"] = settings.database_pool_size
+    kwargs["max_overflow"] = settings.database_pool_size
     if url.startswith("sqlite"):
         settings.ensure_var_dir()
-        kwargs["connect_args"] = {"timeout": 30}
+        if settings.sqlite_driver == "inline":
+            path = make_url(url).database or ":memory:"
+            kwargs["async_creator"] = lambda: sqlite_inline.connect(path, busy_seconds=30)
+        else:
+            kwargs["connect_args"] = {"timeout": 30}
     else:
-        kwargs["pool_size"] = settings.database_pool_size
-        kwargs["max_overflow"] = settings.database_pool_size
         kwargs["pool_pre_ping"] = True
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
+
+
+LOCK_TIMEOUT = 30.0
+
+
+class DatabaseBusy(RuntimeError):
+    """The write lock could not be had in time."""
+
+
+def keep(session: AsyncSession, *objects: object) -> None:
+    """Hold loaded objects for the session's life, so that ``session.get`` of the same rows
+    later in the request is answered from the identity map (which only holds weak
+    references) instead of another query."""
+    session.info.setdefault("yiwang_keep", []).extend(objects)
 
 
 class Database:
@@ -125,6 +147,7 @@ class Database:
         self._read = async_sessionmaker(
             self.engine.execution_options(yiwang_readonly=True), expire_on_commit=False
         )
+        self._write_lock = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -132,10 +155,27 @@ class Database:
 
     @asynccontextmanager
     async def session(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction: committed on success, rolled back on error."""
-        factory = self._read if readonly else self._write
-        async with factory() as session, session.begin():
-            yield session
+        """A session in one transaction: committed on success, rolled back on error.
+
+        On SQLite, write transactions of this process queue on an asyncio lock before
+        ``BEGIN IMMEDIATE``: waiting there is fair and costs nothing, whereas SQLite's own
+        busy handler sleeps and polls, which starves some requests for seconds under load.
+        (Other processes still meet SQLite's busy timeout.) A write session must not open
+        another write session inside it."""
+        if readonly or self._write_lock is None:
+            factory = self._read if readonly else self._write
+            async with factory() as session, session.begin():
+                yield session
+            return
+        try:
+            await asyncio.wait_for(self._write_lock.acquire(), timeout=LOCK_TIMEOUT)
+        except TimeoutError as exc:
+            raise DatabaseBusy("the database stayed busy; try again") from exc
+        try:
+            async with self._write() as session, session.begin():
+                yield session
+        finally:
+            self._write_lock.release()
 
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
         return self._write

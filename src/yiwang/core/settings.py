@@ -29,7 +29,10 @@ class Settings(BaseSettings):
     #: SQLAlchemy URL. Empty means SQLite at ``var_dir/yiwang.sqlite3``.
     database_url: str = ""
     database_echo: bool = False
-    database_pool_size: int = 10
+    #: "inline" runs SQLite calls on the event loop (fast; see core/sqlite_inline.py),
+    #: "thread" through aiosqlite's thread.
+    sqlite_driver: Literal["inline", "thread"] = "inline"
+    database_pool_size: int = 20
 
     #: Secret for CSRF tokens and other MACs. Set it in production; the default is
     #: generated once and kept in ``var_dir/secret.key`` so restarts keep sessions valid.

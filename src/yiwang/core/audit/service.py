@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yiwang.core.audit.models import AuditHead, AuditRecord
@@ -23,6 +23,8 @@ from yiwang.core.security.crypto import sm3_hex
 from yiwang.core.timeutil import as_utc, utcnow
 
 GENESIS = "0" * 64
+HEAD: Table = AuditHead.__table__  # type: ignore[assignment]
+RECORDS: Table = AuditRecord.__table__  # type: ignore[assignment]
 SUCCESS = "success"
 FAILURE = "failure"
 
@@ -84,14 +86,17 @@ async def record(
     actor_name: str | None = None,
     ip: str | None = None,
 ) -> AuditRecord:
-    """Append one record in the caller's transaction."""
-    head = (
-        await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())
-    ).scalar_one()
-    at = utcnow()
+    """Append one record in the caller's transaction.
+
+    Plain Core statements (no unit of work): this runs on every audited request."""
+    prev_seq, prev_hash = (
+        await session.execute(
+            select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1).with_for_update()
+        )
+    ).one()
     fields: dict[str, Any] = {
-        "seq": head.seq + 1,
-        "at": at,
+        "seq": prev_seq + 1,
+        "at": utcnow(),
         "actor_id": actor.user_id if actor else None,
         "actor_name": actor_name or (actor.username if actor else "anonymous"),
         "actor_org_id": actor.org_id if actor else None,
@@ -102,14 +107,12 @@ async def record(
         "result": result,
         "details": details or {},
     }
-    entry = AuditRecord(**fields, prev_hash=head.hash)
-    entry.hash = chain_hash(head.hash, _body(**fields))
-    session.add(entry)
+    new_hash = chain_hash(prev_hash, _body(**fields))
+    await session.execute(insert(RECORDS).values(**fields, prev_hash=prev_hash, hash=new_hash))
     await session.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(seq=entry.seq, hash=entry.hash)
+        update(HEAD).where(HEAD.c.id == 1).values(seq=fields["seq"], hash=new_hash)
     )
-    head.seq, head.hash = entry.seq, entry.hash
-    return entry
+    return AuditRecord(**fields, prev_hash=prev_hash, hash=new_hash)
 
 
 @dataclass(frozen=True)

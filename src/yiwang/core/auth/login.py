@@ -16,6 +16,7 @@ from yiwang.core.auth import passwords
 from yiwang.core.auth.models import LoginFailure, User, WebSession
 from yiwang.core.auth.principal import Principal
 from yiwang.core.auth.service import make_principal, roles_of, set_password
+from yiwang.core.db import keep
 from yiwang.core.errors import DomainError, ValidationFailed
 from yiwang.core.orgs.models import OrgNode
 from yiwang.core.security.crypto import SM4Cipher
@@ -225,6 +226,7 @@ async def resolve_session(
     if row is None:
         return None
     web, user, org = row
+    keep(session, web, user, org)
     now = utcnow()
     idle = now - web.last_seen_at > timedelta(minutes=settings.session_idle_minutes)
     if web.revoked or not user.active or web.expires_at <= now or idle:

@@ -85,6 +85,10 @@ class UserRoles:
 
 
 async def roles_of(session: AsyncSession, user_id: int) -> UserRoles:
+    """A user's roles, permissions and scope; remembered for the rest of the transaction."""
+    remembered: dict[int, UserRoles] = session.info.setdefault("yiwang_roles", {})
+    if user_id in remembered:
+        return remembered[user_id]
     rows = (
         await session.execute(
             select(
@@ -101,13 +105,15 @@ async def roles_of(session: AsyncSession, user_id: int) -> UserRoles:
     ).all()
     names = tuple(sorted({r.name for r in rows}))
     kinds = {r.admin_kind for r in rows if r.admin_kind}
-    return UserRoles(
+    result = UserRoles(
         names=names,
         permissions=frozenset(r.permission for r in rows if r.permission),
         everything=any(r.data_scope == "all" for r in rows),
         admin_kind=next(iter(kinds)) if len(kinds) == 1 else None,
         requires_2fa=any(r.requires_2fa for r in rows),
     )
+    remembered[user_id] = result
+    return result
 
 
 def make_principal(
@@ -268,6 +274,7 @@ async def _assign_roles(
             field="roles",
         )
     before = await roles_of(session, user.id)
+    session.info.get("yiwang_roles", {}).pop(user.id, None)
     old = before.names
     await session.execute(delete(UserRole).where(UserRole.user_id == user.id))
     session.add_all(UserRole(user_id=user.id, role_id=r.id) for r in roles)

@@ -14,6 +14,7 @@ from yiwang.core.auth.login import token_digest
 from yiwang.core.auth.models import ApiToken, User
 from yiwang.core.auth.principal import Principal
 from yiwang.core.auth.service import make_principal, roles_of
+from yiwang.core.db import keep
 from yiwang.core.errors import NotFound, PermissionDenied, ValidationFailed
 from yiwang.core.orgs.models import OrgNode
 from yiwang.core.timeutil import utcnow
@@ -78,6 +79,7 @@ async def resolve(session: AsyncSession, secret: str, *, ip: str = "") -> Princi
     if row is None:
         return None
     token, user, org = row
+    keep(session, token, user, org)
     now = utcnow()
     if token.revoked_at is not None or token.expires_at <= now or not user.active:
         return None

@@ -1,0 +1,67 @@
+"""The database layer on SQLite: both drivers, the write queue, byte-order paths."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import base_settings
+from yiwang.core.audit import service as audit
+from yiwang.core.auth.principal import Principal
+from yiwang.core.db import Database
+from yiwang.core.migrate import upgrade
+
+
+@pytest.mark.parametrize("driver", ["inline", "thread"])
+async def test_both_sqlite_drivers_keep_the_chain_under_concurrent_writers(
+    tmp_path: Path, driver: str
+) -> None:
+    settings = base_settings(tmp_path).model_copy(update={"sqlite_driver": driver})
+    await asyncio.to_thread(upgrade, settings)
+    db = Database(settings)
+    try:
+
+        async def writer(i: int) -> None:
+            for j in range(15):
+                async with db.session() as session:
+                    await audit.record(session, Principal.system(f"w{i}"), "x", "t", j)
+
+        async def reader() -> int:
+            async with db.session(readonly=True) as session:
+                return int(
+                    (await session.execute(text("SELECT count(*) FROM audit_record"))).scalar_one()
+                )
+
+        await asyncio.gather(*(writer(i) for i in range(4)), reader(), reader())
+        async with db.session(readonly=True) as session:
+            result = await audit.verify(session)
+        assert result.ok and result.checked == 60
+        async with db.session(readonly=True) as session:
+            mode = (await session.execute(text("PRAGMA journal_mode"))).scalar_one()
+            fks = (await session.execute(text("PRAGMA foreign_keys"))).scalar_one()
+        assert mode == "wal" and fks == 1
+    finally:
+        await db.dispose()
+
+
+async def test_a_failed_write_rolls_back_and_frees_the_queue(tmp_path: Path) -> None:
+    settings = base_settings(tmp_path)
+    await asyncio.to_thread(upgrade, settings)
+    db = Database(settings)
+    try:
+        with pytest.raises(RuntimeError):
+            async with db.session() as session:
+                await audit.record(session, None, "x", "t", 1)
+                raise RuntimeError("boom")
+        async with db.session() as session:  # the lock was released
+            await audit.record(session, None, "y", "t", 2)
+        async with db.session(readonly=True) as session:
+            actions = (
+                (await session.execute(text("SELECT action FROM audit_record"))).scalars().all()
+            )
+        assert actions == ["y"]
+    finally:
+        await db.dispose()
