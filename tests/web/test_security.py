@@ -227,3 +227,47 @@ async def test_forced_password_change_after_reset(client: httpx.AsyncClient, wor
     )
     assert changed.status_code == 200
     assert (await client.get("/")).status_code == 200
+
+
+async def test_replacing_the_second_factor_needs_the_password(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    await world.user("sys3", roles=("sysadmin",))
+    await login_admin(client, world, "sys3")
+    page = await client.get("/account/2fa")
+    assert 'name="password"' in page.text  # already enrolled: the form asks for it
+    token = CSRF_RE.search(page.text).group(1)  # type: ignore[union-attr]
+    pending = pyotp.TOTP(await totp_secret(world, "sys3", pending=True))
+    refused = await client.post(
+        "/account/2fa",
+        data={"code": pending.now(), "csrf_token": token, "password": "not-my-password"},
+    )
+    assert refused.status_code == 400
+    accepted = await client.post(
+        "/account/2fa",
+        data={"code": pending.now(), "csrf_token": token, "password": "Correct-Horse-9"},
+    )
+    assert accepted.status_code == 303
+
+
+async def test_guessing_the_password_on_the_change_form_counts_towards_the_lockout(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    await world.user("lu", roles=("staff",))
+    await login(client, "lu")
+    for attempt in range(5):
+        token = await csrf_from(client, "/account/password")
+        response = await client.post(
+            "/account/password",
+            data={
+                "old_password": f"guess-{attempt}",
+                "new_password": "Brand-New-Pass-8",
+                "confirm_password": "Brand-New-Pass-8",
+                "csrf_token": token,
+            },
+        )
+        assert response.status_code == 400
+    # The fifth wrong guess locked the account and ended this session.
+    assert (await client.get("/")).headers["location"].startswith("/login")
+    locked = await login(client, "lu")
+    assert locked.status_code == 401 and "锁定" in locked.text
