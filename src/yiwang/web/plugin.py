@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from yiwang.core.plugins import NavItem, Registry
-from yiwang.web.routes import api, auth, pages
+from yiwang.web.routes import admin_users, api, auth, pages
 
 
 def register(registry: Registry) -> None:
     registry.add_api_router(api.router)
     registry.add_page_router(auth.router)
     registry.add_page_router(pages.router)
+    registry.add_page_router(admin_users.router)
     registry.add_nav(
         NavItem("home", "Home", "/", order=0),
         NavItem("users", "Users", "/admin/users", permission="users.read", order=900),

@@ -116,6 +116,29 @@ async def roles_of(session: AsyncSession, user_id: int) -> UserRoles:
     return result
 
 
+async def role_names_by_user(
+    session: AsyncSession, user_ids: Sequence[int]
+) -> dict[int, tuple[str, ...]]:
+    """The role names of many users in one query (for lists)."""
+    rows = await session.execute(
+        select(UserRole.user_id, Role.name)
+        .join(Role, Role.id == UserRole.role_id)
+        .where(UserRole.user_id.in_(list(user_ids)))
+        .order_by(Role.name)
+    )
+    names: dict[int, list[str]] = {uid: [] for uid in user_ids}
+    for user_id, name in rows:
+        names[user_id].append(name)
+    return {uid: tuple(n) for uid, n in names.items()}
+
+
+async def list_roles(session: AsyncSession, principal: Principal) -> list[Role]:
+    """Every role, for the people who see or grant them."""
+    if not (principal.has("roles.manage") or principal.has("users.read")):
+        raise PermissionDenied(params={"permission": "roles.manage"})
+    return list((await session.execute(select(Role).order_by(Role.name))).scalars())
+
+
 def make_principal(
     user: User,
     org: OrgNode,

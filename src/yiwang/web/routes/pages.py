@@ -10,7 +10,6 @@ from fastapi.responses import RedirectResponse, Response
 
 from yiwang.core import i18n
 from yiwang.core.audit import service as audit
-from yiwang.core.auth import service as users
 from yiwang.core.auth import tokens
 from yiwang.core.errors import DomainError
 from yiwang.core.events import service as events
@@ -97,28 +96,6 @@ async def create_token(
 async def revoke_token(token_id: int, ctx: Ctx = Depends(page_ctx, scope="function")) -> Response:
     await tokens.revoke(ctx.session, ctx.principal, token_id)
     return RedirectResponse("/account", status_code=303)
-
-
-@router.get("/admin/users")
-async def admin_users(
-    q: Annotated[str | None, Query(max_length=64)] = None,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-    ctx: Ctx = Depends(requires("users.read", page=True)),
-) -> Response:
-    rows, total = await users.list_users(
-        ctx.session, ctx.principal, q=q, limit=PAGE, offset=(page - 1) * PAGE
-    )
-    roles = {u.id: (await users.roles_of(ctx.session, u.id)).names for u, _ in rows}
-    return _render(
-        ctx,
-        "admin_users.html",
-        rows=rows,
-        roles=roles,
-        total=total,
-        page=page,
-        pages=max(1, -(-total // PAGE)),
-        q=q or "",
-    )
 
 
 @router.get("/admin/audit")
