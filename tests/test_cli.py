@@ -184,3 +184,15 @@ def test_demo_setup_can_run_twice_with_the_same_seed(tmp_path: Path) -> None:
     first = asyncio.run(build())
     second = asyncio.run(build())
     assert first == second and {u for u, _, _ in first} >= {"admin", "leader"}
+
+
+def test_localhost_binds_both_loopbacks() -> None:
+    from yiwang.serve import bind
+
+    sockets = bind(["localhost"], 0)
+    try:
+        families = sorted(s.family.name for s in sockets)
+        assert families == ["AF_INET", "AF_INET6"]
+    finally:
+        for s in sockets:
+            s.close()

@@ -171,8 +171,9 @@ def demo(
         settings,
         lambda db: build_demo(db, settings, seed=seed, password=lambda: _demo_password(rng)),
     )
-    hosts = host or ["localhost"]
-    shown = hosts[0] if hosts[0] not in ("::", "0.0.0.0", "localhost") else "127.0.0.1"
+    # Loopback on both stacks, whatever /etc/hosts says "localhost" is.
+    hosts = host or ["127.0.0.1", "::1"]
+    shown = hosts[0] if hosts[0] not in ("::", "0.0.0.0", "localhost", "") else "127.0.0.1"
     url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
     typer.echo(f"\nYiwang demo district ready at {url}\n")
     for username, password, note in logins:

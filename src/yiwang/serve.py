@@ -13,10 +13,14 @@ from yiwang.core.settings import Settings
 
 def bind(hosts: Sequence[str], port: int) -> list[socket.socket]:
     """Listening sockets for each host. "::" is one dual-stack socket (IPv4 and IPv6 on every
-    interface); a name such as "localhost" binds every address it resolves to."""
+    interface); "localhost" is 127.0.0.1 and ::1; another name binds every address it
+    resolves to."""
     sockets: list[socket.socket] = []
     seen: set[tuple[str, int]] = set()
-    for host in hosts:
+    expanded = [
+        h for host in hosts for h in (["127.0.0.1", "::1"] if host == "localhost" else [host])
+    ]
+    for host in expanded:
         host = host.strip("[]")
         if host in ("::", ""):
             sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP)
