@@ -29,7 +29,22 @@ PATTERNS = [
     re.compile(r'NavItem\("\w+", "((?:[^"\\]|\\.)+)"'),
     re.compile(r'RoleSpec\(\s*"(\w+)"'),
 ]
-EXTRA = ["success", "failure", "pending", "dead", "done", "discarded", "Home", "District"]
+EXTRA = [
+    "success",
+    "failure",
+    "pending",
+    "dead",
+    "done",
+    "discarded",
+    "Home",
+    "District",
+    "district",
+    "town",
+    "community",
+    "grid",
+    "department",
+    "unit",
+]
 
 
 def collect() -> list[str]:
