@@ -3,7 +3,12 @@
 What it measures
     (a) ``bare``: a minimal FastAPI app (``GET /`` returning ``{"ok": true}``) served by
         uvicorn in a subprocess, one process, uvloop + httptools, access log off;
-    (b) ``auth``: Yiwang's ``GET /api/v1/users/{id}`` with ``Authorization: Bearer <token>``,
+    (b) ``onequery``: a minimal FastAPI app, served the same way, whose ``GET /user/{id}``
+        opens a read-only session through Yiwang's own database layer (``Database``, the
+        engine and pool ``yiwang serve`` would build for the same settings) on the same
+        database as (c), reads one ``User`` with ``session.get`` and returns its id and
+        username: FastAPI plus one ORM read, and nothing else;
+    (c) ``auth``: Yiwang's ``GET /api/v1/users/{id}`` with ``Authorization: Bearer <token>``,
         served by ``yiwang serve --no-worker`` in a subprocess, exactly as the project serves
         it. Each request resolves the API token, reads one user row, checks ``users.read``
         and the data scope, and appends an SM3-chained audit record in the same transaction.
@@ -11,11 +16,20 @@ What it measures
 Why
     Absolute requests per second say more about the machine than about the code. The number
     that matters is how much of the framework's own capacity an authenticated, audited read
-    keeps: ``auth / bare``. Both servers get the same CPU (pinned with ``taskset`` when it
+    keeps: ``auth / bare``. All servers get the same CPU (pinned with ``taskset`` when it
     is available), the load generator (``wrk``) gets the other one, and rounds alternate
-    (bare, auth, bare, auth, ...) so that drift in the machine's speed hits both alike. The
-    target is ``auth / bare >= 0.25``; the exit code is 0 when it is met, 1 when it is not,
-    and 2 when nothing could be measured (no ``wrk``, a server that would not start).
+    (bare, onequery, auth, bare, onequery, auth, ...) so that drift in the machine's speed
+    hits all alike. The target is ``auth / bare >= 0.25``; the exit code is 0 when it is
+    met, 1 when it is not, and 2 when nothing could be measured (no ``wrk``, a server that
+    would not start).
+
+    ``bare`` does no I/O at all, so ``auth / bare`` mixes two costs: touching the database
+    at all (a pooled connection, a transaction, a query, an ORM object) and what Yiwang
+    adds on top (token lookup, permission and scope checks, the chained audit append, a
+    write transaction and its commit). ``onequery`` is the floor for any endpoint that
+    reads one row through Yiwang's database layer; ``auth / onequery`` (printed for
+    information, it decides nothing) says how far the full pipeline is from that floor,
+    and ``onequery / bare`` what the single read costs by itself.
 
 Run from the project root::
 
@@ -24,8 +38,9 @@ Run from the project root::
         --db-url postgresql+asyncpg://postgres@127.0.0.1:5432/bench_api
 
 With ``--db-url`` the database is dropped if it exists, created, and dropped again at the
-end; without it Yiwang runs on SQLite in a temporary directory. PostgreSQL's own backends
-are not pinned: they share the machine with the server and wrk, as they would in production.
+end; without it Yiwang runs on SQLite in a temporary directory. ``onequery`` and ``auth``
+use the same database. PostgreSQL's own backends are not pinned: they share the machine
+with the servers and wrk, as they would in production.
 """
 
 from __future__ import annotations
@@ -80,7 +95,7 @@ class BenchError(Exception):
     """Something that makes measuring impossible (exit code 2)."""
 
 
-# --- the baseline app ----------------------------------------------------------------------
+# --- the baseline apps ----------------------------------------------------------------------
 
 
 def bare_app() -> FastAPI:
@@ -97,12 +112,53 @@ def bare_app() -> FastAPI:
 
 
 def serve_bare(port: int) -> None:
-    """Serve :func:`bare_app` as ``yiwang serve`` serves Yiwang: uvloop and httptools where
+    uvicorn_run(bare_app(), port)
+
+
+def onequery_app(var_dir: Path, db_url: str) -> FastAPI:
+    """FastAPI plus one ORM read through Yiwang's database layer: ``GET /user/{id}`` reads
+    one ``User`` in a read-only session and returns its id and username."""
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI, HTTPException
+
+    from yiwang.core.auth.models import User
+    from yiwang.core.db import Database
+    from yiwang.core.settings import Settings
+
+    # The process environment is Yiwang's (see ``yiwang_env``), so the other settings (pool
+    # size, SQLite driver) are those ``yiwang serve`` runs with; no .env file is read.
+    settings = Settings(var_dir=var_dir, database_url=db_url, _env_file=None)
+    db = Database(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await db.dispose()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/user/{user_id}")
+    async def get_user(user_id: int) -> dict[str, int | str]:
+        async with db.session(readonly=True) as session:  # session.begin() inside
+            user = await session.get(User, user_id)
+            if user is None:
+                raise HTTPException(status_code=404)
+            return {"id": user.id, "username": user.username}
+
+    return app
+
+
+def uvicorn_run(app: FastAPI, port: int) -> None:
+    """Serve ``app`` as ``yiwang serve`` serves Yiwang: uvloop and httptools where
     installed, no server header, proxy headers on; and no access log."""
     import uvicorn
 
     uvicorn.run(
-        bare_app(),
+        app,
         host=HOST,
         port=port,
         loop="auto",
@@ -112,6 +168,10 @@ def serve_bare(port: int) -> None:
         proxy_headers=True,
         server_header=False,
     )
+
+
+def serve_onequery(port: int, var_dir: Path, db_url: str) -> None:
+    uvicorn_run(onequery_app(var_dir, db_url), port)
 
 
 # --- CPU pinning ---------------------------------------------------------------------------
@@ -468,7 +528,7 @@ def measure(
     results = Results()
     print()
     print(
-        f"{'round':>5}  {'server':<6} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'round':>5}  {'server':<8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'errors':>7} {'timeouts':>8}"
     )
     for n in range(1, rounds + 1):
@@ -482,7 +542,7 @@ def measure(
             )
             results.rounds.append((n, target.name, result))
             print(
-                f"{n:>5}  {target.name:<6} {result.rps:>10.1f} {result.p50_ms:>8.2f} "
+                f"{n:>5}  {target.name:<8} {result.rps:>10.1f} {result.p50_ms:>8.2f} "
                 f"{result.p99_ms:>8.2f} {result.errors:>7} {result.timeouts:>8}",
                 flush=True,
             )
@@ -491,9 +551,12 @@ def measure(
 
 def report(results: Results, *, database: str, pinning: Pinning, args: argparse.Namespace) -> bool:
     """Print the summary table; True when the target is met (and no request failed)."""
-    bare_rps = results.median("bare", "rps")
-    auth_rps = results.median("auth", "rps")
-    ratio = auth_rps / bare_rps if bare_rps else 0.0
+
+    def ratio_of(numerator: str, denominator: str) -> float:
+        below = results.median(denominator, "rps")
+        return results.median(numerator, "rps") / below if below else 0.0
+
+    ratio = ratio_of("auth", "bare")
     failed = sum(r.errors for _, _, r in results.rounds)
     met = ratio >= TARGET_RATIO and failed == 0
 
@@ -516,35 +579,42 @@ def report(results: Results, *, database: str, pinning: Pinning, args: argparse.
         "failed (non-2xx, socket)",
         f"timeouts (> {WRK_TIMEOUT})",
     ]
-    rows = [
-        ("", "bare FastAPI", "Yiwang (auth + audit)"),
-        ("endpoint", "GET /", "GET /api/v1/users/{id}"),
-        *zip(labels, column("bare"), column("auth"), strict=True),
+    rows: list[tuple[str, ...]] = [
+        ("", "bare FastAPI", "FastAPI + 1 ORM read", "Yiwang (auth + audit)"),
+        ("endpoint", "GET /", "GET /user/{id}", "GET /api/v1/users/{id}"),
+        *zip(labels, column("bare"), column("onequery"), column("auth"), strict=True),
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     rule = "-+-".join("-" * w for w in widths)
     print()
-    print("API baseline: an authenticated, audited read against bare FastAPI, in one run")
+    print("API baseline: an authenticated, audited read against bare FastAPI and FastAPI with")
+    print("one ORM read through Yiwang's database layer, in one run")
     print("=" * len(rule))
-    for i, (label, bare, auth) in enumerate(rows):
-        print(f"{label.ljust(widths[0])} | {bare.rjust(widths[1])} | {auth.rjust(widths[2])}")
+    for i, (label, *cells) in enumerate(rows):
+        line = [label.ljust(widths[0])]
+        line += [cell.rjust(width) for cell, width in zip(cells, widths[1:], strict=True)]
+        print(" | ".join(line))
         if i == 0:
             print(rule)
     print("=" * len(rule))
-    print(f"ratio auth/bare  : {ratio:.3f}  (target >= {TARGET_RATIO})")
-    print(f"database         : {database}")
+    print(f"ratio auth/bare     : {ratio:.3f}  (target >= {TARGET_RATIO})")
+    print(f"ratio auth/onequery : {ratio_of('auth', 'onequery'):.3f}  (for information)")
+    print(f"ratio onequery/bare : {ratio_of('onequery', 'bare'):.3f}  (for information)")
+    print(f"database            : {database}")
     print(
-        f"load             : wrk -t1 -c{args.connections} --timeout {WRK_TIMEOUT}, "
+        f"load                : wrk -t1 -c{args.connections} --timeout {WRK_TIMEOUT}, "
         f"{args.rounds} x {args.seconds} s each"
     )
-    print(f"os.cpu_count()   : {os.cpu_count()}")
-    print(f"pinning          : {pinning.note}")
+    print(f"os.cpu_count()      : {os.cpu_count()}")
+    print(f"pinning             : {pinning.note}")
     if failed:
-        print(f"WARNING          : {failed} requests failed; the figures are not trustworthy")
+        print(f"WARNING             : {failed} requests failed; the figures are not trustworthy")
     timeouts = sum(r.timeouts for _, _, r in results.rounds)
     if timeouts:
-        print(f"note             : {timeouts} requests took longer than {WRK_TIMEOUT} (overload)")
-    print(f"result           : {'MET' if met else 'NOT MET'}")
+        print(
+            f"note                : {timeouts} requests took longer than {WRK_TIMEOUT} (overload)"
+        )
+    print(f"result              : {'MET' if met else 'NOT MET'}")
     return met
 
 
@@ -574,8 +644,11 @@ def run(args: argparse.Namespace) -> int:
         token, user_id = prepare_yiwang(var_dir, db_url, env)
 
         bare_port = free_port()
+        onequery_port = free_port()
+        while onequery_port == bare_port:
+            onequery_port = free_port()
         auth_port = free_port()
-        while auth_port == bare_port:
+        while auth_port in {bare_port, onequery_port}:
             auth_port = free_port()
         bare = start_server(
             "bare",
@@ -592,6 +665,25 @@ def run(args: argparse.Namespace) -> int:
             log_path=tmp / "bare.log",
         )
         servers.append(bare)
+        onequery = start_server(
+            "onequery",
+            [
+                *pinning.server,
+                sys.executable,
+                "-m",
+                "bench.api_baseline",
+                "--serve-onequery",
+                str(onequery_port),
+                "--var",
+                str(var_dir),
+                "--db-url",
+                db_url,
+            ],
+            env=env,  # Yiwang's settings, as the auth server sees them
+            cwd=PROJECT_ROOT,
+            log_path=tmp / "onequery.log",
+        )
+        servers.append(onequery)
         auth = start_server(
             "auth",
             [
@@ -610,18 +702,30 @@ def run(args: argparse.Namespace) -> int:
         )
         servers.append(auth)
         bare_url = f"http://{HOST}:{bare_port}/"
+        onequery_url = f"http://{HOST}:{onequery_port}/user/{user_id}"
         auth_url = f"http://{HOST}:{auth_port}/api/v1/users/{user_id}"
         headers = {"Authorization": f"Bearer {token}"}
         bare.wait_ready(bare_url)
+        onequery.wait_ready(onequery_url)
         auth.wait_ready(f"http://{HOST}:{auth_port}/healthz")
 
         status, body = http_get(auth_url, headers)
         if status != 200 or BENCH_USER.encode() not in body:
             raise BenchError(f"{auth_url} answered {status}: {body[:500]!r}\n{auth.log_tail()}")
         print(f"check: GET /api/v1/users/{user_id} -> {status}", flush=True)
+        status, body = http_get(onequery_url)
+        if status != 200 or BENCH_USER.encode() not in body:
+            raise BenchError(
+                f"{onequery_url} answered {status}: {body[:500]!r}\n{onequery.log_tail()}"
+            )
+        print(f"check: GET /user/{user_id} (onequery) -> {status}", flush=True)
 
         results = measure(
-            [Target("bare", bare_url), Target("auth", auth_url, headers)],
+            [
+                Target("bare", bare_url),
+                Target("onequery", onequery_url),
+                Target("auth", auth_url, headers),
+            ],
             rounds=args.rounds,
             seconds=args.seconds,
             connections=args.connections,
@@ -654,7 +758,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.api_baseline",
         description="Yiwang's authenticated, audited GET /api/v1/users/{id} against a bare "
-        f"FastAPI endpoint, in one run; the target is auth/bare >= {TARGET_RATIO}.",
+        "FastAPI endpoint and a FastAPI endpoint doing one ORM read through Yiwang's database "
+        f"layer, in one run; the target is auth/bare >= {TARGET_RATIO}.",
     )
     parser.add_argument("--rounds", type=positive, default=3, help="rounds a side (default 3)")
     parser.add_argument("--seconds", type=positive, default=10, help="seconds a round (10)")
@@ -666,6 +771,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "created and dropped again. Default: SQLite in a temporary directory.",
     )
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-onequery", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--var", type=Path, metavar="DIR", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -673,6 +780,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_bare is not None:
         serve_bare(args.serve_bare)
+        return 0
+    if args.serve_onequery is not None:
+        if args.var is None:
+            print("error: --serve-onequery needs --var DIR", file=sys.stderr)
+            return 2
+        serve_onequery(args.serve_onequery, args.var, args.db_url)
         return 0
     return run(args)
 
