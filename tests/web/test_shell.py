@@ -136,3 +136,18 @@ async def test_values_the_database_cannot_store_are_a_clear_error(
             response = await api.get(path)
             assert response.status_code < 500, (path, response.text)
             assert response.headers["content-type"].startswith("application/")
+
+
+async def test_a_refused_request_frees_the_database_at_once(app, world: World) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    await world.user("plain", roles=("staff",))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="https://testserver", headers={"accept": "text/html"}
+    ) as c:
+        await login(c, "plain")
+        assert (await c.get("/admin/audit")).status_code == 403  # raised inside the request
+        assert (await c.get("/api/v1/orgs/999999")).status_code in (403, 404)
+    # If the failed requests had kept their transaction, this write would wait for it.
+    await asyncio.wait_for(world.user("after"), timeout=5)

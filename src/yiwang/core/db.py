@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util.concurrency import await_, in_greenlet
 
 from yiwang.core import sqlite_inline
 from yiwang.core.settings import Settings
@@ -93,11 +94,51 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: ConnectionPoolEntr
     cursor.close()
 
 
-def _sqlite_begin(conn: Connection) -> None:
-    if conn.get_execution_options().get("yiwang_readonly"):
-        conn.exec_driver_sql("BEGIN")
-    else:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+class DatabaseBusy(RuntimeError):
+    """The write lock could not be had in time."""
+
+
+LOCK_TIMEOUT = 30.0
+
+
+class _SqliteWriteQueue:
+    """Starts SQLite transactions and queues this process's writers on an asyncio lock.
+
+    The lock is taken lazily, when a write transaction actually begins (its first
+    statement), and released when it ends: a request that touches no table holds nothing.
+    Waiting on the lock is fair and costs nothing, whereas SQLite's own busy handler sleeps
+    and polls, which starved some requests for seconds under load. Other processes still
+    meet SQLite's busy timeout. A write transaction must not begin another one inside it.
+    """
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+
+    def begin(self, conn: Connection) -> None:
+        if conn.get_execution_options().get("yiwang_readonly"):
+            conn.exec_driver_sql("BEGIN")
+            return
+        if in_greenlet():  # under the async API: wait our turn without blocking the loop
+            try:
+                await_(asyncio.wait_for(self.lock.acquire(), timeout=LOCK_TIMEOUT))
+            except TimeoutError as exc:
+                raise DatabaseBusy("the database stayed busy; try again") from exc
+            conn.info["yiwang_write_lock"] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self.end(conn)
+            raise
+
+    def end(self, conn: Connection) -> None:
+        if conn.info.pop("yiwang_write_lock", False):
+            self.lock.release()
+
+    def checkin(self, dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        """A connection back in the pool without commit or rollback (it was invalidated, or
+        its task was cancelled): its turn is over too."""
+        if record.info.pop("yiwang_write_lock", False):
+            self.lock.release()
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -119,15 +160,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        queue = _SqliteWriteQueue()
+        event.listen(engine.sync_engine, "begin", queue.begin)
+        event.listen(engine.sync_engine, "commit", queue.end)
+        event.listen(engine.sync_engine, "rollback", queue.end)
+        event.listen(engine.sync_engine.pool, "checkin", queue.checkin)
     return engine
-
-
-LOCK_TIMEOUT = 30.0
-
-
-class DatabaseBusy(RuntimeError):
-    """The write lock could not be had in time."""
 
 
 def keep(session: AsyncSession, *objects: object) -> None:
@@ -147,7 +185,6 @@ class Database:
         self._read = async_sessionmaker(
             self.engine.execution_options(yiwang_readonly=True), expire_on_commit=False
         )
-        self._write_lock = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -157,25 +194,10 @@ class Database:
     async def session(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on error.
 
-        On SQLite, write transactions of this process queue on an asyncio lock before
-        ``BEGIN IMMEDIATE``: waiting there is fair and costs nothing, whereas SQLite's own
-        busy handler sleeps and polls, which starves some requests for seconds under load.
-        (Other processes still meet SQLite's busy timeout.) A write session must not open
-        another write session inside it."""
-        if readonly or self._write_lock is None:
-            factory = self._read if readonly else self._write
-            async with factory() as session, session.begin():
-                yield session
-            return
-        try:
-            await asyncio.wait_for(self._write_lock.acquire(), timeout=LOCK_TIMEOUT)
-        except TimeoutError as exc:
-            raise DatabaseBusy("the database stayed busy; try again") from exc
-        try:
-            async with self._write() as session, session.begin():
-                yield session
-        finally:
-            self._write_lock.release()
+        Read-only sessions must not write; on SQLite they never wait for writers."""
+        factory = self._read if readonly else self._write
+        async with factory() as session, session.begin():
+            yield session
 
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
         return self._write

@@ -8,11 +8,13 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import DetachedInstanceError
 
 from yiwang.core import i18n
 from yiwang.core.auth import login, tokens
@@ -26,6 +28,7 @@ SESSION_COOKIE = "yw_session"
 CSRF_COOKIE = "yw_csrf"
 LANG_COOKIE = "yw_lang"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class CsrfFailed(DomainError):
@@ -58,20 +61,30 @@ class Ctx:
     active: login.ActiveSession | None = None
     token_principal: Principal | None = None
     cookies_to_set: dict[str, str] = field(default_factory=dict)
+    stage_at_start: str | None = None
 
     @property
     def principal(self) -> Principal:
         if self.token_principal is not None:
             return self.token_principal
-        if self.active is not None and self.active.web.stage == login.STAGE_FULL:
+        if self.active is not None and self.stage == login.STAGE_FULL:
             return self.active.principal
         raise NotAuthenticated()
 
     @property
+    def stage(self) -> str | None:
+        """The session's sign-in stage; after a failed request's rollback (an error page is
+        being drawn) the stage as it was when the request came in."""
+        if self.active is None:
+            return None
+        try:
+            return self.active.web.stage
+        except DetachedInstanceError:
+            return self.stage_at_start
+
+    @property
     def signed_in(self) -> bool:
-        return self.token_principal is not None or (
-            self.active is not None and self.active.web.stage == login.STAGE_FULL
-        )
+        return self.token_principal is not None or (self.stage == login.STAGE_FULL)
 
     @property
     def ip(self) -> str:
@@ -88,7 +101,9 @@ class Ctx:
         return csrf_for(self.settings, seed, self._session_binding())
 
     def _session_binding(self) -> str:
-        return self.active.web.id if self.active is not None else ""
+        if self.active is None:
+            return ""
+        return self.active.principal.session_id or ""
 
 
 def csrf_for(settings: Settings, seed: str, session_id: str = "") -> str:
@@ -127,10 +142,17 @@ def _language(request: Request, settings: Settings) -> tuple[str, str | None]:
     return remembered or settings.default_language, None
 
 
-async def _base_ctx(request: Request) -> AsyncIterator[Ctx]:
+@asynccontextmanager
+async def ctx_scope(request: Request) -> AsyncIterator[Ctx]:
+    """The request's context and transaction; every dependency below enters it with
+    ``async with`` so that an error in the route rolls back at once."""
     state = request.app.state
     db: Database = state.db
     lang, lang_cookie = _language(request, state.settings)
+    if request.method in UNSAFE and request.headers.get("content-type", "").startswith(FORMS):
+        # Read the body before the transaction begins: a slow client must not hold the
+        # database while it sends (Starlette keeps the parsed form for the route).
+        await request.form()
     async with db.session() as session:
         ctx = Ctx(request, session, state.settings, db, state.registry, lang)
         if lang_cookie:
@@ -154,6 +176,7 @@ async def _authenticate(ctx: Ctx) -> None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         ctx.active = await login.resolve_session(ctx.session, ctx.settings, cookie, ip=ctx.ip)
+        ctx.stage_at_start = ctx.active.web.stage if ctx.active is not None else None
         if ctx.active is not None and not request.cookies.get(LANG_COOKIE):
             preferred = i18n.normalise(ctx.active.user.language)
             if preferred and "lang" not in request.query_params:
@@ -164,13 +187,13 @@ async def _authenticate(ctx: Ctx) -> None:
 
 async def any_ctx(request: Request) -> AsyncIterator[Ctx]:
     """Anyone, signed in or not."""
-    async for ctx in _base_ctx(request):
+    async with ctx_scope(request) as ctx:
         yield ctx
 
 
 async def api_ctx(request: Request) -> AsyncIterator[Ctx]:
     """An API caller that finished signing in (token or full session)."""
-    async for ctx in _base_ctx(request):
+    async with ctx_scope(request) as ctx:
         if not ctx.signed_in:
             if ctx.active is not None:
                 raise StageRequired()
@@ -180,7 +203,7 @@ async def api_ctx(request: Request) -> AsyncIterator[Ctx]:
 
 async def page_ctx(request: Request) -> AsyncIterator[Ctx]:
     """A page for signed-in users: anyone else is sent to the sign-in step they are at."""
-    async for ctx in _base_ctx(request):
+    async with ctx_scope(request) as ctx:
         if ctx.active is None or ctx.active.web.stage != login.STAGE_FULL:
             raise LoginRequired(ctx.active.web.stage if ctx.active else None)
         yield ctx

@@ -20,6 +20,7 @@ from yiwang.web.context import (
     any_ctx,
     apply_cookies,
     check_csrf,
+    ctx_scope,
     set_cookie,
 )
 from yiwang.web.problems import STAGE_PAGES
@@ -56,7 +57,7 @@ def _error_text(ctx: Ctx, error: DomainError | None) -> str:
 
 async def stage_ctx(request: Request) -> AsyncIterator[Ctx]:
     """A session that is signed in with a password, at any stage."""
-    async for ctx in any_ctx(request):
+    async with ctx_scope(request) as ctx:
         if ctx.active is None:
             raise LoginRequired()
         yield ctx
