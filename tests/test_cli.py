@@ -85,6 +85,19 @@ def test_init_users_and_audit_verify(tmp_path: Path) -> None:
         check=False,
     )
     assert nowhere.returncode == 1 and "org" in nowhere.stderr
+    yiwang(
+        tmp_path,
+        "user",
+        "create",
+        "--username",
+        "aud",
+        "--password",
+        "Operator-Pass-1",
+        "--org",
+        "320117",
+    )
+    granted = yiwang(tmp_path, "user", "roles", "--username", "aud", "--role", "auditadmin")
+    assert "auditadmin" in granted.stdout
     (tmp_path / "pw").write_text("Another-Pass-22\n")
     yiwang(
         tmp_path,
@@ -196,3 +209,27 @@ def test_localhost_binds_both_loopbacks() -> None:
     finally:
         for s in sockets:
             s.close()
+
+
+def test_a_missing_ipv6_loopback_is_skipped_but_a_named_address_is_not(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import errno
+    import socket as socket_module
+
+    import pytest
+
+    from yiwang import serve
+
+    real = serve._bind_one
+
+    def no_ipv6(host: str, port: int, seen: set[tuple[str, int]]) -> list[socket_module.socket]:
+        if ":" in host:
+            raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+        return real(host, port, seen)
+
+    monkeypatch.setattr(serve, "_bind_one", no_ipv6)
+    sockets = serve.bind(["127.0.0.1", "::1"], 0)
+    assert [s.family for s in sockets] == [socket_module.AF_INET]
+    for s in sockets:
+        s.close()
+    with pytest.raises(OSError):
+        serve.bind(["::1"], 0)  # asked for by name alone: a real error

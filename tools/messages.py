@@ -26,6 +26,7 @@ PATTERNS = [
     re.compile(r'\b(?:ValidationFailed|Conflict|SeparationOfDuties)\(\s*\n\s*"((?:[^"\\]|\\.)+)"'),
     re.compile(r'gettext\(\s*lang,\s*"((?:[^"\\]|\\.)+)"'),
     re.compile(r'^MIX_MESSAGE = \(\s*"((?:[^"\\]|\\.)+)"', re.M),
+    re.compile(r'^ADMIN_ROLES_BY_OPERATOR = \(\s*"((?:[^"\\]|\\.)+)"\s*"((?:[^"\\]|\\.)+)"', re.M),
     re.compile(r'NavItem\("\w+", "((?:[^"\\]|\\.)+)"'),
     re.compile(r'RoleSpec\(\s*"(\w+)"'),
 ]
@@ -53,7 +54,7 @@ def collect() -> list[str]:
         text = path.read_text(encoding="utf-8")
         for pattern in PATTERNS:
             for match in pattern.finditer(text):
-                found[match.group(1).replace('\\"', '"')] = None
+                found["".join(g for g in match.groups() if g).replace('\\"', '"')] = None
     for extra in EXTRA:
         found[extra] = None
     return list(found)

@@ -267,6 +267,34 @@ def user_reset_password(
     typer.echo(f"password of {username} reset")
 
 
+@user_app.command("roles")
+def user_roles(
+    username: Annotated[str, typer.Option(help="Login name.")],
+    role: Annotated[
+        list[str] | None, typer.Option(help="Role name; repeat for several; none clears them.")
+    ] = None,
+) -> None:
+    """Replace a user's roles. The only way to grant or remove the three administrators'
+    roles (sysadmin, secadmin, auditadmin): the web leaves them to the platform operator."""
+    from yiwang.core.auth import service as users
+    from yiwang.core.auth.principal import Principal
+    from yiwang.core.db import Database
+    from yiwang.core.errors import DomainError
+
+    settings = _settings()
+
+    async def work(db: Database) -> None:
+        async with db.session() as session:
+            user = await users.get_user_by_name(session, username)
+            await users.set_roles(session, Principal.system("cli"), user.id, role or [])
+
+    try:
+        _run_db(settings, work)
+    except DomainError as exc:
+        _fail(exc)
+    typer.echo(f"roles of {username}: {', '.join(role or []) or '(none)'}")
+
+
 @user_app.command("disable")
 def user_disable(username: Annotated[str, typer.Option(help="Login name.")]) -> None:
     """Disable a user: their sessions and tokens end at once."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 from collections.abc import Sequence
 
@@ -10,24 +11,51 @@ import uvicorn
 
 from yiwang.core.settings import Settings
 
+LOOPBACKS = ("127.0.0.1", "::1")
+#: A loopback that this host does not have (IPv6 switched off, as in many containers).
+MISSING_ADDRESS = {errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
+
 
 def bind(hosts: Sequence[str], port: int) -> list[socket.socket]:
     """Listening sockets for each host. "::" is one dual-stack socket (IPv4 and IPv6 on every
-    interface); "localhost" is 127.0.0.1 and ::1; another name binds every address it
-    resolves to."""
+    interface); "localhost" is 127.0.0.1 and ::1 (either may be missing, not both); another
+    name binds every address it resolves to. On failure no socket is left open."""
     sockets: list[socket.socket] = []
     seen: set[tuple[str, int]] = set()
-    expanded = [
-        h for host in hosts for h in (["127.0.0.1", "::1"] if host == "localhost" else [host])
-    ]
-    for host in expanded:
-        host = host.strip("[]")
-        if host in ("::", ""):
-            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        for host in hosts:
+            host = host.strip("[]")
+            if host == "localhost" or (host in LOOPBACKS and set(hosts) >= set(LOOPBACKS)):
+                candidates, optional = (LOOPBACKS if host == "localhost" else (host,)), True
+            else:
+                candidates, optional = (host,), False
+            for name in candidates:
+                try:
+                    sockets.extend(_bind_one(name, port, seen))
+                except OSError as exc:
+                    if not (optional and exc.errno in MISSING_ADDRESS):
+                        raise
+        if not sockets:
+            raise OSError(errno.EADDRNOTAVAIL, f"none of {list(hosts)} can be bound")
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _bind_one(host: str, port: int, seen: set[tuple[str, int]]) -> list[socket.socket]:
+    if host in ("::", ""):
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             _listen(sock, ("::", port))
-            sockets.append(sock)
-            continue
+        except BaseException:
+            sock.close()
+            raise
+        return [sock]
+    made: list[socket.socket] = []
+    try:
         for family, _, _, _, addr in socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         ):
@@ -36,11 +64,15 @@ def bind(hosts: Sequence[str], port: int) -> list[socket.socket]:
                 continue
             seen.add(key)
             sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            made.append(sock)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             _listen(sock, (str(addr[0]), int(addr[1]), *addr[2:]))
-            sockets.append(sock)
-    return sockets
+    except BaseException:
+        for sock in made:
+            sock.close()
+        raise
+    return made
 
 
 def _listen(sock: socket.socket, addr: tuple[str, int] | tuple[str, int, int, int]) -> None:

@@ -11,8 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from yiwang.core import i18n
+from yiwang.core.db import DatabaseBusy
 from yiwang.core.errors import DomainError
 from yiwang.web.context import LoginRequired, _language
 from yiwang.web.templating import Templates
@@ -151,6 +153,24 @@ async def database_refused(request: Request, exc: Exception) -> Response:
     )
 
 
+async def database_busy(request: Request, exc: Exception) -> Response:
+    lang = _lang(request)
+    response = problem(
+        request,
+        503,
+        "busy",
+        i18n.gettext(lang, "The system is busy."),
+        i18n.gettext(lang, "Too many requests; try again later."),
+    )
+    response.headers["retry-after"] = "2"
+    return response
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client hung up while sending: nobody is left to answer."""
+    return Response(status_code=499)
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     lang = _lang(request)
@@ -170,4 +190,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, database_refused)
     app.add_exception_handler(DataError, database_refused)
     app.add_exception_handler(DBAPIError, database_refused)
+    app.add_exception_handler(DatabaseBusy, database_busy)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, unexpected_error)

@@ -32,6 +32,10 @@ from yiwang.core.timeutil import utcnow
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$")
 ADMIN_KINDS = ("system", "security", "audit")
+ADMIN_ROLES_BY_OPERATOR = (
+    "The three administrators' roles are granted or removed only by the platform operator "
+    "with the yiwang command."
+)
 
 
 class SeparationOfDuties(PermissionDenied):
@@ -297,37 +301,34 @@ async def _assign_roles(
             field="roles",
         )
     before = await roles_of(session, user.id)
+    if not actor.is_system and (kinds or before.admin_kind):
+        # Whoever could grant an administrator role through the web could make an account
+        # they control (one they created, say) an administrator of another kind. The three
+        # administrators' accounts are therefore set up by the platform operator, on the
+        # server, with `yiwang user create|roles` -- the practice of graded protection.
+        raise SeparationOfDuties(ADMIN_ROLES_BY_OPERATOR, field="roles")
     session.info.get("yiwang_roles", {}).pop(user.id, None)
-    old = before.names
     await session.execute(delete(UserRole).where(UserRole.user_id == user.id))
     session.add_all(UserRole(user_id=user.id, role_id=r.id) for r in roles)
     await session.flush()
-    new_kind = next(iter(kinds), None)
-    reset = bool(new_kind and new_kind != before.admin_kind and not actor.is_system)
-    if reset:
-        # Becoming an administrator: whoever may know the password or hold the second
-        # factor now (the account's creator, say) must not inherit the new powers. The
-        # holder sets a new password and enrols a new authenticator at next sign-in.
-        user.must_change_password = True
-        user.totp_secret = user.totp_pending = None
-        user.totp_last_step = None
     await audit.record(
         session,
         actor,
         "user.roles",
         "user",
         user.id,
-        details={"old": list(old), "new": sorted(role_names), "credentials_reset": reset},
+        details={"old": list(before.names), "new": sorted(role_names)},
     )
 
 
 async def set_roles(
     session: AsyncSession, actor: Principal, user_id: int, role_names: Sequence[str]
 ) -> User:
-    """Replace a user's roles: the security administrator's job, never on their own account."""
+    """Replace a user's roles: the security administrator's job, never on their own account,
+    and never an administrator's role (those are the platform operator's)."""
     actor.require("roles.manage")
     user = await _visible_user(session, actor, user_id)
-    if user.id == actor.user_id:
+    if user.id == actor.user_id and not actor.is_system:
         raise SeparationOfDuties("Nobody may change their own roles.", field="roles")
     await _assign_roles(session, actor, user, role_names)
     # Role changes take effect at once: end the user's sessions.

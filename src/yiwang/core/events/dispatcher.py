@@ -119,7 +119,11 @@ class Dispatcher:
 
     async def _run(self, delivery_id: int) -> None:
         handler_name = ""
-        renewer = asyncio.create_task(self._renew(delivery_id))
+        # On SQLite the handler's own transaction holds the write lock until it ends, so
+        # renewing from beside it cannot work: there a handler must finish within the lease.
+        renewer = asyncio.create_task(
+            self._renew(delivery_id) if self.db.dialect != "sqlite" else asyncio.sleep(0)
+        )
         try:
             async with self.db.session() as session:
                 delivery = await session.get(EventDelivery, delivery_id)
@@ -136,7 +140,7 @@ class Dispatcher:
                 event_row = await session.get(OutboxEvent, delivery.event_id)
                 assert event_row is not None
                 attempt = delivery.attempts + 1
-                ctx = HandlerContext(session, self.settings, self.db, attempt)
+                ctx = HandlerContext(session, self.settings, attempt)
                 await handler.func(ctx, Event.from_row(event_row))
                 # Done only if the lease is still ours: otherwise roll the handler's work back
                 # (another worker has taken the delivery over).
@@ -167,7 +171,7 @@ class Dispatcher:
             await self._failed(delivery_id, exc)
         finally:
             renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(BaseException):
                 await renewer
 
     async def _failed(self, delivery_id: int, exc: Exception) -> None:

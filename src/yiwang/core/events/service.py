@@ -26,7 +26,6 @@ from yiwang.core.plugins import Registry, get_registry
 from yiwang.core.timeutil import utcnow
 
 if TYPE_CHECKING:
-    from yiwang.core.db import Database
     from yiwang.core.settings import Settings
 
 
@@ -56,11 +55,11 @@ class Event:
 @dataclass
 class HandlerContext:
     """What a handler gets: a session in the transaction that also marks the delivery done,
-    so a handler's database effects happen exactly once."""
+    so a handler's database effects happen exactly once. Handlers work in that session and
+    open no other (on SQLite a second write transaction would wait for this one)."""
 
     session: AsyncSession
     settings: Settings
-    db: Database
     attempt: int
 
 

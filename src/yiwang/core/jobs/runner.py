@@ -74,14 +74,22 @@ class Scheduler:
             return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
     async def _renew(self, name: str) -> None:
+        """Keep the lease while the job runs. A failed renewal is logged and tried again;
+        it never stops the job or its completion."""
         while True:
             await asyncio.sleep(max(1.0, self.lease.total_seconds() / 3))
-            async with self.db.session() as session:
-                await session.execute(
-                    update(JobSchedule)
-                    .where(JobSchedule.name == name, JobSchedule.locked_by == self.worker_id)
-                    .values(locked_until=utcnow() + self.lease)
-                )
+            try:
+                await self._renew_once(name)
+            except Exception:  # the database may be busy; the next round tries again
+                log.warning("could not renew the lease of job %s", name)
+
+    async def _renew_once(self, name: str) -> None:
+        async with self.db.session() as session:
+            await session.execute(
+                update(JobSchedule)
+                .where(JobSchedule.name == name, JobSchedule.locked_by == self.worker_id)
+                .values(locked_until=utcnow() + self.lease)
+            )
 
     async def _run(self, job: PeriodicJob) -> None:
         started = utcnow()
@@ -94,7 +102,7 @@ class Scheduler:
             log.error("job %s failed: %s", job.name, exc)
         finally:
             renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(BaseException):
                 await renewer
         async with self.db.session() as session:
             await session.execute(

@@ -49,10 +49,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("event_delivery") as batch_op:
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+): rebuilding outbox_event would drop a
+    # table that event_delivery's foreign key refers to.
+    with op.batch_alter_table("event_delivery", recreate="never") as batch_op:
         batch_op.drop_index("ix_event_delivery_order")
         batch_op.create_index("ix_event_delivery_order", ["handler", "aggregate_key", "event_id"])
         batch_op.drop_column("aggregate_seq")
-    with op.batch_alter_table("outbox_event") as batch_op:
+    with op.batch_alter_table("outbox_event", recreate="never") as batch_op:
         batch_op.drop_column("aggregate_seq")
     op.drop_table("event_stream")
