@@ -119,10 +119,13 @@ class _SqliteWriteQueue:
             conn.exec_driver_sql("BEGIN")
             return
         if in_greenlet():  # under the async API: wait our turn without blocking the loop
-            try:
-                await_(asyncio.wait_for(self.lock.acquire(), timeout=LOCK_TIMEOUT))
-            except TimeoutError as exc:
-                raise DatabaseBusy("the database stayed busy; try again") from exc
+            if self.lock.locked():
+                try:
+                    await_(asyncio.wait_for(self.lock.acquire(), timeout=LOCK_TIMEOUT))
+                except TimeoutError as exc:
+                    raise DatabaseBusy("the database stayed busy; try again") from exc
+            else:  # free: take it without a timer task
+                await_(self.lock.acquire())
             conn.info["yiwang_write_lock"] = True
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
