@@ -4,7 +4,7 @@ language; templates hold no user-facing text of their own."""
 from __future__ import annotations
 
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -13,6 +13,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from yiwang import __version__
 from yiwang.core import i18n
 from yiwang.core.timeutil import format_local
+
+if TYPE_CHECKING:
+    from yiwang.web.context import Ctx
 
 
 class Templates:
@@ -57,3 +60,9 @@ class Templates:
         if ctx is not None:
             apply_cookies(ctx, response)
         return response
+
+
+def render_page(ctx: Ctx, name: str, status: int = 200, **values: object) -> HTMLResponse:
+    """Render a page for a request context (the pages' one way to answer with HTML)."""
+    templates: Templates = ctx.request.app.state.templates
+    return templates.render(ctx.request, name, values, status_code=status)

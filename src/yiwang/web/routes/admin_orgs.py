@@ -12,16 +12,11 @@ from yiwang.core.errors import DomainError
 from yiwang.core.orgs import service as orgs
 from yiwang.core.orgs.models import OrgKind
 from yiwang.web.context import Ctx, requires
-from yiwang.web.templating import Templates
+from yiwang.web.templating import render_page as _render
 
 router = APIRouter(include_in_schema=False)
 PAGE = 200
 OrgId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-
-
-def _render(ctx: Ctx, name: str, status: int = 200, **values: object) -> Response:
-    templates: Templates = ctx.request.app.state.templates
-    return templates.render(ctx.request, name, values, status_code=status)
 
 
 async def _page(ctx: Ctx, q: str | None, page: int, status: int = 200, **extra: object) -> Response:

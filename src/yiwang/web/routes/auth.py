@@ -24,14 +24,9 @@ from yiwang.web.context import (
     set_cookie,
 )
 from yiwang.web.problems import STAGE_PAGES
-from yiwang.web.templating import Templates
+from yiwang.web.templating import render_page as _render
 
 router = APIRouter(include_in_schema=False)
-
-
-def _render(ctx: Ctx, name: str, status: int = 200, **values: object) -> Response:
-    templates: Templates = ctx.request.app.state.templates
-    return templates.render(ctx.request, name, values, status_code=status)
 
 
 def _safe_next(target: str | None) -> str:

@@ -16,15 +16,10 @@ from yiwang.core.events import service as events
 from yiwang.core.orgs import service as orgs
 from yiwang.core.timeutil import LOCAL_TZ
 from yiwang.web.context import LANG_COOKIE, Ctx, page_ctx, requires, set_cookie
-from yiwang.web.templating import Templates
+from yiwang.web.templating import render_page as _render
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
-
-
-def _render(ctx: Ctx, name: str, status: int = 200, **values: object) -> Response:
-    templates: Templates = ctx.request.app.state.templates
-    return templates.render(ctx.request, name, values, status_code=status)
 
 
 @router.get("/")
