@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from yiwang.core.errors import OutOfScope, PermissionDenied
 from yiwang.core.orgs.scope import DataScope
@@ -24,7 +24,6 @@ class Principal:
     language: str | None = None
     session_id: str | None = None
     token_id: int | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     def has(self, permission: str) -> bool:
         return permission in self.permissions or "*" in self.permissions

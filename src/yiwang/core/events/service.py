@@ -8,7 +8,6 @@ handler, with retries and a dead-letter state.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -189,8 +188,3 @@ async def discard(session: AsyncSession, principal: Principal, delivery_id: int)
         details={"handler": delivery.handler, "event_id": delivery.event_id},
     )
     return delivery
-
-
-async def events_of(session: AsyncSession, ids: Sequence[int]) -> dict[int, OutboxEvent]:
-    rows = await session.execute(select(OutboxEvent).where(OutboxEvent.id.in_(ids)))
-    return {r.id: r for r in rows.scalars()}

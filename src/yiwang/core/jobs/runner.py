@@ -127,10 +127,3 @@ class Scheduler:
                 await self._run(job)
                 ran.append(job.name)
         return ran
-
-    async def run_now(self, name: str) -> None:
-        """Make a job due at once (an administrator's "run now")."""
-        async with self.db.session() as session:
-            await session.execute(
-                update(JobSchedule).where(JobSchedule.name == name).values(next_run_at=utcnow())
-            )
