@@ -137,13 +137,8 @@ async def database_refused(request: Request, exc: Exception) -> Response:
         str(exc).splitlines()[0][:300],
     )
     if isinstance(exc, IntegrityError):
-        return problem(
-            request,
-            409,
-            "conflict",
-            i18n.gettext(lang, "The object already exists or was changed by someone else."),
-            i18n.gettext(lang, "The object already exists or was changed by someone else."),
-        )
+        text = i18n.gettext(lang, "The object already exists or was changed by someone else.")
+        return problem(request, 409, "conflict", text, text)
     return problem(
         request,
         422,

@@ -30,10 +30,21 @@ async def home(ctx: Ctx = Depends(page_ctx, scope="function")) -> Response:
     return _render(ctx, "home.html", org=org, chain=chain)
 
 
+async def _account_page(ctx: Ctx, status: int = 200, **extra: object) -> Response:
+    own = await tokens.list_own(ctx.session, ctx.principal)
+    return _render(
+        ctx,
+        "account.html",
+        status=status,
+        tokens=own,
+        permissions=sorted(ctx.principal.permissions),
+        **extra,
+    )
+
+
 @router.get("/account")
 async def account(ctx: Ctx = Depends(page_ctx, scope="function")) -> Response:
-    own = await tokens.list_own(ctx.session, ctx.principal)
-    return _render(ctx, "account.html", tokens=own, permissions=sorted(ctx.principal.permissions))
+    return await _account_page(ctx)
 
 
 @router.post("/account/language")
@@ -68,23 +79,8 @@ async def create_token(
         async with ctx.session.begin_nested():
             _token, secret = await tokens.create(ctx.session, ctx.principal, name, scopes, days)
     except DomainError as exc:
-        own = await tokens.list_own(ctx.session, ctx.principal)
-        return _render(
-            ctx,
-            "account.html",
-            status=400,
-            tokens=own,
-            permissions=sorted(ctx.principal.permissions),
-            error=ctx._(exc.detail, **exc.params),
-        )
-    own = await tokens.list_own(ctx.session, ctx.principal)
-    return _render(
-        ctx,
-        "account.html",
-        tokens=own,
-        new_secret=secret,
-        permissions=sorted(ctx.principal.permissions),
-    )
+        return await _account_page(ctx, status=400, error=ctx._(exc.detail, **exc.params))
+    return await _account_page(ctx, new_secret=secret)
 
 
 @router.post("/account/tokens/{token_id}/revoke")
