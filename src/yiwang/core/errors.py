@@ -71,3 +71,43 @@ class RateLimited(DomainError):
     code = "rate_limited"
     status = 429
     message = "Too many requests; try again later."
+
+
+class InvalidRows(ValidationFailed):
+    """A batch (an upload, a bulk call) with rows that cannot be taken; nothing was written.
+
+    ``problems`` lists every problem found (up to a limit), each with its 1-based row (or
+    feature) number, the field and the reason, so that the sender can fix them all at once.
+    """
+
+    code = "invalid_rows"
+    message = "Some rows are not valid; nothing was saved."
+    MAX_LISTED = 200
+
+    def __init__(self, problems: list[RowProblem]) -> None:
+        listed = problems[: self.MAX_LISTED]
+        first = listed[0] if listed else None
+        super().__init__(
+            field=first.field if first else None,
+            row=first.row if first else None,
+            extra={
+                "errors": [p.as_dict() for p in listed],
+                "error_count": len(problems),
+            },
+        )
+        self.problems = problems
+
+
+class RowProblem:
+    """One problem in one row of a batch."""
+
+    __slots__ = ("field", "message", "row")
+
+    def __init__(self, row: int, field: str | None, message: str) -> None:
+        self.row, self.field, self.message = row, field, message
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "field": self.field, "message": self.message}
+
+    def __repr__(self) -> str:
+        return f"RowProblem(row={self.row}, field={self.field!r}, message={self.message!r})"
