@@ -113,19 +113,52 @@ def template(engine_name: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     asyncio.run(_pg_admin(f"DROP DATABASE IF EXISTS {name}"))
 
 
-@pytest.fixture
-async def settings(engine_name: str, template: str, tmp_path: Path) -> AsyncIterator[Settings]:
+async def _new_database(engine_name: str, template: str, where: Path) -> tuple[Settings, str]:
+    """A fresh clone of the migrated template: its settings, and the PostgreSQL database
+    name to drop afterwards ("" for SQLite)."""
     if engine_name == "sqlite":
-        shutil.copy(template, tmp_path / "yiwang.sqlite3")
-        yield base_settings(tmp_path)
-        return
+        shutil.copy(template, where / "yiwang.sqlite3")
+        return base_settings(where), ""
     name = f"yiwang_t_{os.getpid()}_{next(_counter)}"
     await _pg_admin(f"CREATE DATABASE {name} TEMPLATE {template}")
     base, _ = _pg_parts()
-    yield base_settings(
-        tmp_path, f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
-    )
-    await _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    return base_settings(
+        where, f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+    ), name
+
+
+@pytest.fixture
+async def settings(engine_name: str, template: str, tmp_path: Path) -> AsyncIterator[Settings]:
+    made, name = await _new_database(engine_name, template, tmp_path)
+    yield made
+    if name:
+        await _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@dataclass
+class OtherDatabase:
+    settings: Settings
+    db: Database
+
+
+@pytest.fixture
+async def db_factory(engine_name: str, template: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Makes more empty, migrated databases in one test (an import into an empty one)."""
+    made: list[tuple[Database, str]] = []
+
+    async def make() -> OtherDatabase:
+        where = tmp_path / f"other{len(made)}"
+        where.mkdir()
+        other_settings, name = await _new_database(engine_name, template, where)
+        database = Database(other_settings)
+        made.append((database, name))
+        return OtherDatabase(other_settings, database)
+
+    yield make
+    for database, name in made:
+        await database.dispose()
+        if name:
+            await _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture

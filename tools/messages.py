@@ -28,6 +28,9 @@ PATTERNS = [
     re.compile(r'^MIX_MESSAGE = \(\s*"((?:[^"\\]|\\.)+)"', re.M),
     re.compile(r'^ADMIN_ROLES_BY_OPERATOR = \(\s*"((?:[^"\\]|\\.)+)"\s*"((?:[^"\\]|\\.)+)"', re.M),
     re.compile(r'NavItem\("\w+", "((?:[^"\\]|\\.)+)"'),
+    # row problems: the third argument of RowProblem(...) and _fail(...), or an _CellError's second
+    re.compile(r'\b(?:RowProblem|_fail)\(\s*[^,()]+,\s*[^,()]+,\s*"((?:[^"\\]|\\.)+)"'),
+    re.compile(r'\b_CellError\(\s*[^,()]+,\s*"((?:[^"\\]|\\.)+)"'),
     re.compile(r'RoleSpec\(\s*"(\w+)"'),
 ]
 EXTRA = [

@@ -45,3 +45,20 @@ async def test_downgrade_and_upgrade_keep_the_outbox_working(world: World) -> No
         assert seqs == [seqs[0], seqs[0] + 1]
     finally:
         registry.remove_handler("test.noop")
+
+
+async def test_the_migrations_build_exactly_the_tables_the_models_declare(world: World) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from yiwang.core.models import Base, load_all_models
+
+    load_all_models()
+
+    def diff(connection):  # type: ignore[no-untyped-def]
+        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        return compare_metadata(context, Base.metadata)
+
+    async with world.db.engine.connect() as connection:
+        differences = await connection.run_sync(diff)
+    assert differences == []

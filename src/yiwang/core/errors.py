@@ -99,15 +99,24 @@ class InvalidRows(ValidationFailed):
 
 
 class RowProblem:
-    """One problem in one row of a batch."""
+    """One problem in one row of a batch: ``message`` is an English message-catalogue key
+    with ``{placeholders}`` filled from ``params`` (the web layer translates it)."""
 
-    __slots__ = ("field", "message", "row")
+    __slots__ = ("field", "message", "params", "row")
 
-    def __init__(self, row: int, field: str | None, message: str) -> None:
+    def __init__(
+        self, row: int, field: str | None, message: str, params: dict[str, Any] | None = None
+    ) -> None:
         self.row, self.field, self.message = row, field, message
+        self.params = params or {}
+
+    @property
+    def text(self) -> str:
+        """The message in English, with its parameters filled in."""
+        return self.message.format(**self.params) if self.params else self.message
 
     def as_dict(self) -> dict[str, Any]:
-        return {"row": self.row, "field": self.field, "message": self.message}
+        return {"row": self.row, "field": self.field, "message": self.text}
 
     def __repr__(self) -> str:
-        return f"RowProblem(row={self.row}, field={self.field!r}, message={self.message!r})"
+        return f"RowProblem(row={self.row}, field={self.field!r}, message={self.text!r})"

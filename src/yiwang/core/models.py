@@ -34,3 +34,17 @@ __all__ = [
     "UserRole",
     "WebSession",
 ]
+
+
+def load_all_models() -> None:
+    """Import ``yiwang.<package>.models`` of every built-in package, so that ``Base.metadata``
+    holds every table (Alembic compares against it). No central list to keep up to date."""
+    import importlib
+    import importlib.util
+    import pkgutil
+
+    import yiwang
+
+    for info in pkgutil.iter_modules(yiwang.__path__):
+        if info.ispkg and importlib.util.find_spec(f"yiwang.{info.name}.models") is not None:
+            importlib.import_module(f"yiwang.{info.name}.models")

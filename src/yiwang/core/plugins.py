@@ -8,6 +8,7 @@ third-party module named by an entry point in the ``yiwang.plugins`` group.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 from collections.abc import Awaitable, Callable
@@ -91,6 +92,13 @@ class Registry:
     def add_role(self, *roles: RoleSpec) -> None:
         for role in roles:
             self.roles[role.name] = role
+
+    def grant(self, role: str, *permissions: str) -> None:
+        """Add a module's permissions to a role another plugin defined (core's built-in
+        roles, for instance); plugins register after core, so the role exists."""
+        spec = self.roles[role]
+        merged = tuple(dict.fromkeys((*spec.permissions, *permissions)))
+        self.roles[role] = dataclasses.replace(spec, permissions=merged)
 
     def add_api_router(self, router: Any) -> None:
         self.api_routers.append(router)

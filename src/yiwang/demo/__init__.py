@@ -1,5 +1,6 @@
-"""The demo district. Until the base-data module builds the full synthetic district, the demo
-is the real district node with its towns and a handful of accounts, one per kind of user."""
+"""The demo district: the real outline of 溧水区 with a synthetic standard map (towns,
+communities and villages, 1,106 grids; see ``district.py``) and a handful of accounts, one per
+kind of user."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
+from yiwang.basedata import areas
 from yiwang.core.auth import passwords
 from yiwang.core.auth import service as users
 from yiwang.core.auth.models import User
@@ -15,19 +17,8 @@ from yiwang.core.db import Database
 from yiwang.core.orgs import service as orgs
 from yiwang.core.orgs.models import OrgKind, OrgNode
 from yiwang.core.settings import Settings
+from yiwang.demo.district import build_standard_map
 
-#: The district's real streets and towns (see shared/data/README.md), codes in GB/T 2260
-#: style: district code + 3 digits.
-TOWNS = (
-    ("001", "永阳街道"),
-    ("002", "柘塘街道"),
-    ("003", "东屏街道"),
-    ("004", "石湫街道"),
-    ("005", "洪蓝街道"),
-    ("101", "白马镇"),
-    ("102", "晶桥镇"),
-    ("103", "和凤镇"),
-)
 DEPARTMENTS = (
     ("ZWB", "区政务服务管理办公室"),
     ("CGJ", "区城市管理局"),
@@ -41,11 +32,17 @@ ACCOUNTS = (
     ("auditor", "审计管理员", "", ("auditadmin",), "audit administrator (2FA)"),
     ("leader", "区指挥中心", "", ("leader",), "district-wide view"),
     ("yongyang", "永阳街道工作人员", "001", ("staff",), "one town's view"),
+    ("wangge", "网格员", "001001001", ("grid_worker",), "one grid's view (grid worker)"),
 )
 
 
 async def build_demo(
-    db: Database, settings: Settings, *, seed: int, password: Callable[[], str]
+    db: Database,
+    settings: Settings,
+    *,
+    seed: int,
+    password: Callable[[], str],
+    progress: Callable[[str], None] = lambda step: None,
 ) -> list[tuple[str, str, str]]:
     """Create the demo's orgs and accounts (idempotent); (re)set and return their logins."""
     system = Principal.system("demo")
@@ -55,12 +52,13 @@ async def build_demo(
             await session.execute(select(OrgNode).where(OrgNode.code == settings.district_code))
         ).scalar_one()
         existing = set((await session.execute(select(OrgNode.code))).scalars())
-        for suffix, name in TOWNS:
-            code = settings.district_code + suffix
-            if code not in existing:
-                await orgs.create(
-                    session, system, orgs.OrgCreate(OrgKind.TOWN, code, name, root.id)
-                )
+        if settings.district_code + "001001001" not in existing:
+            progress("standard map")
+            standard = build_standard_map(settings.district_code, seed)
+            await areas.set_district_outline(
+                session, system, settings.district_code, standard.outline
+            )
+            await areas.import_areas(session, system, standard.rows)
         for suffix, name in DEPARTMENTS:
             code = f"{settings.district_code}-{suffix}"
             if code not in existing:

@@ -44,13 +44,13 @@ class Feature:
     properties: dict[str, Any] = field(default_factory=dict)
 
 
-def _fail(row: int, fld: str | None, message: str) -> InvalidRows:
-    return InvalidRows([RowProblem(row, fld, message)])
+def _fail(row: int, fld: str | None, message: str, **params: object) -> InvalidRows:
+    return InvalidRows([RowProblem(row, fld, message, params)])
 
 
 def _check_size(data: bytes) -> None:
     if len(data) > MAX_FILE_BYTES:
-        raise _fail(0, None, f"The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB.")
+        raise _fail(0, None, "The file is larger than {mib} MiB.", mib=MAX_FILE_BYTES >> 20)
 
 
 def _to_wgs84(geom: BaseGeometry, crs: CRS) -> BaseGeometry:
@@ -73,7 +73,7 @@ def read_geojson(data: bytes, *, crs: CRS = CRS.WGS84) -> list[Feature]:
     try:
         doc = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _fail(0, None, f"Not valid GeoJSON: {exc}") from None
+        raise _fail(0, None, "Not valid GeoJSON: {reason}", reason=str(exc)) from None
     if not isinstance(doc, dict):
         raise _fail(0, None, "Not valid GeoJSON: the top level must be an object.")
     kind = doc.get("type")
@@ -86,7 +86,7 @@ def read_geojson(data: bytes, *, crs: CRS = CRS.WGS84) -> list[Feature]:
     else:
         items = [{"type": "Feature", "geometry": doc, "properties": {}}]
     if len(items) > MAX_FEATURES:
-        raise _fail(0, None, f"More than {MAX_FEATURES} features.")
+        raise _fail(0, None, "More than {limit} features.", limit=MAX_FEATURES)
     features, problems = [], []
     for number, item in enumerate(items, start=1):
         if not isinstance(item, dict) or item.get("type") != "Feature":
@@ -101,7 +101,11 @@ def read_geojson(data: bytes, *, crs: CRS = CRS.WGS84) -> list[Feature]:
             try:
                 geom = _to_wgs84(shape(item["geometry"]), crs)
             except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
-                problems.append(RowProblem(number, "geometry", f"Not a valid geometry: {exc}"))
+                problems.append(
+                    RowProblem(
+                        number, "geometry", "Not a valid geometry: {reason}", {"reason": str(exc)}
+                    )
+                )
                 continue
         if "id" in item and "id" not in props:
             props = {"id": item["id"], **props}
@@ -165,12 +169,17 @@ def read_csv(
     has_point = lon_field in header and lat_field in header
     if not has_point and wkt_field not in header:
         raise _fail(
-            1, None, f"The header needs '{lon_field}' and '{lat_field}' columns or '{wkt_field}'."
+            1,
+            None,
+            "The header needs '{lon}' and '{lat}' columns or '{wkt}'.",
+            lon=lon_field,
+            lat=lat_field,
+            wkt=wkt_field,
         )
     features, problems = [], []
     for number, raw in enumerate(reader, start=2):
         if number - 1 > MAX_FEATURES:
-            raise _fail(number, None, f"More than {MAX_FEATURES} rows.")
+            raise _fail(number, None, "More than {limit} rows.", limit=MAX_FEATURES)
         if None in raw:
             problems.append(RowProblem(number, None, "The row has more cells than the header."))
             continue
@@ -182,10 +191,12 @@ def read_csv(
             elif raw.get(wkt_field):
                 geom = _to_wgs84(shapely.from_wkt(raw[wkt_field]), crs)
         except _CellError as exc:
-            problems.append(RowProblem(number, exc.field, exc.message))
+            problems.append(RowProblem(number, exc.field, exc.message, exc.params))
             continue
         except shapely.errors.GEOSException as exc:
-            problems.append(RowProblem(number, wkt_field, f"Not valid WKT: {exc}"))
+            problems.append(
+                RowProblem(number, wkt_field, "Not valid WKT: {reason}", {"reason": str(exc)})
+            )
             continue
         features.append(Feature(number, geom, props))
     if problems:
@@ -194,9 +205,9 @@ def read_csv(
 
 
 class _CellError(Exception):
-    def __init__(self, fld: str, message: str) -> None:
+    def __init__(self, fld: str, message: str, **params: object) -> None:
         super().__init__(message)
-        self.field, self.message = fld, message
+        self.field, self.message, self.params = fld, message, params
 
 
 def _point(raw: Mapping[str, str], lon_field: str, lat_field: str, crs: CRS) -> BaseGeometry:
@@ -206,9 +217,9 @@ def _point(raw: Mapping[str, str], lon_field: str, lat_field: str, crs: CRS) -> 
         try:
             value = float(text)
         except ValueError:
-            raise _CellError(name, f"'{text}' is not a number.") from None
+            raise _CellError(name, "'{value}' is not a number.", value=text) from None
         if not math.isfinite(value) or abs(value) > limit:
-            raise _CellError(name, f"{text} is out of range (±{limit:g}).")
+            raise _CellError(name, "{value} is out of range (±{limit:g}).", value=text, limit=limit)
         values.append(value)
     lon, lat = to_wgs84(values[0], values[1], crs)
     return shapely.Point(lon, lat)
@@ -258,7 +269,7 @@ def read_shapefile_zip(data: bytes, *, crs: CRS = CRS.WGS84) -> list[Feature]:
     stem = shps[0][:-4]
     missing = [ext for ext in (".shx", ".dbf") if stem + ext not in names]
     if missing:
-        raise _fail(0, None, f"The zip lacks the {', '.join(missing)} file(s).")
+        raise _fail(0, None, "The zip lacks the {files} file(s).", files=", ".join(missing))
     total = sum(i.file_size for i in archive.infolist())
     if total > 4 * MAX_FILE_BYTES:
         raise _fail(0, None, "The zip expands to more than the upload limit.")
@@ -291,9 +302,9 @@ def _read_shp(shp: bytes, shx: bytes, dbf: bytes, encoding: str, crs: CRS) -> li
             shp=io.BytesIO(shp), shx=io.BytesIO(shx), dbf=io.BytesIO(dbf), encoding=encoding
         )
     except shapefile.ShapefileException as exc:
-        raise _fail(0, None, f"Not a readable Shapefile: {exc}") from None
+        raise _fail(0, None, "Not a readable Shapefile: {reason}", reason=str(exc)) from None
     if len(reader) > MAX_FEATURES:
-        raise _fail(0, None, f"More than {MAX_FEATURES} features.")
+        raise _fail(0, None, "More than {limit} features.", limit=MAX_FEATURES)
     fields = [f[0] for f in reader.fields[1:]]
     features, problems = [], []
     for number, record in enumerate(reader.iterShapeRecords(), start=1):
@@ -305,7 +316,11 @@ def _read_shp(shp: bytes, shx: bytes, dbf: bytes, encoding: str, crs: CRS) -> li
                 # Shapefile rings run clockwise; GeoJSON (RFC 7946) and Yiwang counter-.
                 geom = _to_wgs84(shapely.orient_polygons(shape(interface)), crs)
             except (ValueError, TypeError, shapely.errors.GEOSException) as exc:
-                problems.append(RowProblem(number, "geometry", f"Not a valid geometry: {exc}"))
+                problems.append(
+                    RowProblem(
+                        number, "geometry", "Not a valid geometry: {reason}", {"reason": str(exc)}
+                    )
+                )
                 continue
         features.append(Feature(number, geom, props))
     if problems:
@@ -321,6 +336,13 @@ _SHP_TYPES = {
     "Polygon": shapefile.POLYGON,
     "MultiPolygon": shapefile.POLYGON,
 }
+
+
+def _dbf_value(value: Any, kind: str) -> Any:
+    """pyshp writes None into a text field as the word "None"; a blank is what it means."""
+    if kind == "C":
+        return "" if value is None else str(value)
+    return value
 
 
 def write_shapefile_zip(
@@ -346,7 +368,7 @@ def write_shapefile_zip(
                 writer.null()
             else:
                 writer.shape(mapping(f.geometry))
-            writer.record(*[f.properties.get(col) for col, _, _ in columns])
+            writer.record(*[_dbf_value(f.properties.get(col), kind) for col, kind, _ in columns])
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(f"{name}.shp", shp.getvalue())

@@ -8,10 +8,11 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from yiwang.core.db import create_engine
-from yiwang.core.models import Base
+from yiwang.core.models import Base, load_all_models
 from yiwang.core.settings import Settings
 
 config = context.config
+load_all_models()
 target_metadata = Base.metadata
 
 

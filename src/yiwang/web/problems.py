@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect
 
 from yiwang.core import i18n
 from yiwang.core.db import DatabaseBusy
-from yiwang.core.errors import DomainError
+from yiwang.core.errors import DomainError, InvalidRows
 from yiwang.web.context import LoginRequired, _language
 from yiwang.web.templating import Templates
 
@@ -61,6 +61,17 @@ def _lang(request: Request) -> str:
     return ctx.lang if ctx is not None else _language(request, request.app.state.settings)[0]
 
 
+#: Parameters that hold a vocabulary word (an org kind), translated before they are filled in.
+_WORD_PARAMS = ("kind", "parent")
+
+
+def _words(lang: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: i18n.gettext(lang, v) if k in _WORD_PARAMS and isinstance(v, str) else v
+        for k, v in params.items()
+    }
+
+
 async def domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     if isinstance(exc, LoginRequired) and _wants_html(request):
@@ -73,6 +84,11 @@ async def domain_error(request: Request, exc: Exception) -> Response:
     lang = _lang(request)
     params = {k: v for k, v in exc.params.items()}
     extra: dict[str, Any] = {"field": exc.field, "row": exc.row, **exc.extra}
+    if isinstance(exc, InvalidRows):
+        extra["errors"] = [
+            {**p.as_dict(), "message": i18n.gettext(lang, p.message, **_words(lang, p.params))}
+            for p in exc.problems[: exc.MAX_LISTED]
+        ]
     if params:
         extra["params"] = params
     response = problem(

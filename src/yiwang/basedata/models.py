@@ -1,0 +1,136 @@
+"""Base-data tables: the standard map (areas, grids), roads, standard addresses, buildings.
+
+Geometries are stored as WKB (compact, read back in bulk by ``shapely.from_wkb``) with their
+bounding box and a representative point in plain columns; every point carries its H3 cell
+(``yiwang.geo.cells``) in an indexed BIGINT for near/bbox queries on any database. Each
+record carries ``version`` for conflict detection (an update names the version it read).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yiwang.core.db import Base, JSONText, UTCDateTime
+from yiwang.core.timeutil import utcnow
+
+
+class GridType(enum.StrEnum):
+    BASIC = "basic"  # 基础网格: the community's own, 属地
+    EXCLUSIVE = "exclusive"  # 专属网格: a campus, a park, an enterprise, owned by a unit
+
+
+class AddressLevel(enum.StrEnum):
+    """GA/T 2000.32 element types of the most specific part of an address."""
+
+    DOOR = "door"  # 41 街路巷 + 门牌号
+    COMPOUND = "compound"  # 42 小区 / 43 院
+    BUILDING = "building"  # 50 建筑物 (楼栋)
+    UNIT = "unit"  # 61 单元
+    ROOM = "room"  # 62 室
+
+
+class BuildingUse(enum.StrEnum):
+    RESIDENTIAL = "residential"
+    COMMERCIAL = "commercial"
+    INDUSTRIAL = "industrial"
+    PUBLIC = "public"
+    MIXED = "mixed"
+    OTHER = "other"
+
+
+class _Versioned:
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Area(_Versioned, Base):
+    """The boundary of one area org node: the district, a town/street, a community/village or
+    a standard grid (标准作业网格). The org tree holds the hierarchy and the code."""
+
+    __tablename__ = "base_area"
+
+    org_id: Mapped[int] = mapped_column(ForeignKey("org_node.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    geometry: Mapped[bytes] = mapped_column(LargeBinary)
+    min_lon: Mapped[float] = mapped_column(Float)
+    min_lat: Mapped[float] = mapped_column(Float)
+    max_lon: Mapped[float] = mapped_column(Float)
+    max_lat: Mapped[float] = mapped_column(Float)
+    label_lon: Mapped[float] = mapped_column(Float)
+    label_lat: Mapped[float] = mapped_column(Float)
+    area_m2: Mapped[float] = mapped_column(Float)
+    #: Grids only: basic (the community's) or exclusive (a unit's).
+    grid_type: Mapped[str | None] = mapped_column(String(16))
+    #: Grids only: who answers for it; a grid with no other owner falls to its community.
+    responsible_org_id: Mapped[int | None] = mapped_column(ForeignKey("org_node.id"))
+
+
+class Road(_Versioned, Base):
+    """A road, street or lane (街路巷, element type 41)."""
+
+    __tablename__ = "base_road"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    #: Former names and common variants, for address matching.
+    aliases: Mapped[list[str]] = mapped_column(JSONText, default=list)
+    town_id: Mapped[int | None] = mapped_column(ForeignKey("org_node.id"), index=True)
+    geometry: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Building(_Versioned, Base):
+    """A standard building (标准建筑物). Its addresses (the door plate it stands at, its
+    building-level address) point to it through ``Address.building_id``."""
+
+    __tablename__ = "base_building"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    use: Mapped[str] = mapped_column(String(16))
+    floors: Mapped[int] = mapped_column(Integer)
+    footprint: Mapped[bytes | None] = mapped_column(LargeBinary)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    h3: Mapped[int] = mapped_column(BigInteger, index=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("org_node.id"), index=True)
+
+
+class Address(_Versioned, Base):
+    """A standard address (标准地址): a door plate on a road, or a building, unit or room
+    under one. ``code`` is stable: given when the address is made and never reused."""
+
+    __tablename__ = "base_address"
+    __table_args__ = (Index("ix_base_address_road_number", "road_id", "house_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    level: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("base_address.id"), index=True)
+    road_id: Mapped[int | None] = mapped_column(ForeignKey("base_road.id"))
+    house_number: Mapped[str | None] = mapped_column(String(16))  # 门牌号 "12", "12-1"
+    compound: Mapped[str | None] = mapped_column(String(64))  # 小区/院
+    building_no: Mapped[str | None] = mapped_column(String(16))  # 栋/幢
+    unit_no: Mapped[str | None] = mapped_column(String(16))  # 单元
+    room_no: Mapped[str | None] = mapped_column(String(16))  # 室
+    #: The full standard form, from the district down ("溧水区永阳街道秦淮社区中山路12号").
+    full_name: Mapped[str] = mapped_column(String(256))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    h3: Mapped[int] = mapped_column(BigInteger, index=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("org_node.id"), index=True)
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("base_building.id"))

@@ -1,0 +1,21 @@
+"""What base data registers: its permissions and what the built-in roles get of them."""
+
+from __future__ import annotations
+
+from yiwang.core.plugins import Permission, Registry
+
+PERMISSIONS = (
+    Permission("basedata.read", "View base data (四标四实)"),
+    Permission("basedata.edit", "Propose and make changes to base records"),
+    Permission("basedata.approve", "Approve base-data changes proposed in the field"),
+    Permission("basedata.manage", "Import the standard map and base data"),
+    Permission("people.reveal", "See ID numbers, names and phones in clear (audited)"),
+)
+
+
+def register(registry: Registry) -> None:
+    registry.add_permission(*PERMISSIONS)
+    registry.grant("sysadmin", "basedata.read", "basedata.manage")
+    registry.grant("leader", "basedata.read")
+    registry.grant("staff", "basedata.read", "basedata.edit", "basedata.approve")
+    registry.grant("grid_worker", "basedata.read", "basedata.edit")
