@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import string
 import sys
 import webbrowser
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -141,6 +142,29 @@ def worker_cmd() -> None:
     asyncio.run(main())
 
 
+@contextlib.contextmanager
+def _progress() -> Iterator[Callable[[str], None]]:
+    """A progress display for the demo build: a spinner and the step, with elapsed time."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("building the demo district", total=None)
+
+        def step(name: str) -> None:
+            bar.update(task, description=f"building the demo district: {name}")
+
+        yield step
+        bar.update(task, description="demo district built", total=1, completed=1)
+
+
 def _demo_password(rng: random.Random) -> str:
     body = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(10))
     return "Yw-" + body + "7a"
@@ -151,6 +175,13 @@ def demo(
     host: HostOpt = None,
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     seed: Annotated[int, typer.Option(help="Seed of the generated district.")] = 7,
+    scale: Annotated[
+        str,
+        typer.Option(
+            help="Size of the district: 'small' (starts in well under a minute) or 'full' "
+            "(the real district's numbers: 102,000 addresses and about 4,000,000 records).",
+        ),
+    ] = "small",
     browser: Annotated[
         bool, typer.Option("--browser/--no-browser", help="Open the browser.")
     ] = True,
@@ -166,11 +197,23 @@ def demo(
         # but a colleague opening it by the machine's address would lose the cookie.
         settings.cookie_secure = False
     initialise(settings)
+    from yiwang.demo import SCALES
+
+    if scale not in SCALES:
+        raise typer.BadParameter(f"choose one of {', '.join(SCALES)}", param_hint="--scale")
     rng = random.Random(seed)
-    logins = _run_db(
-        settings,
-        lambda db: build_demo(db, settings, seed=seed, password=lambda: _demo_password(rng)),
-    )
+    with _progress() as step:
+        logins = _run_db(
+            settings,
+            lambda db: build_demo(
+                db,
+                settings,
+                seed=seed,
+                password=lambda: _demo_password(rng),
+                progress=step,
+                scale=scale,
+            ),
+        )
     # Loopback on both stacks, whatever /etc/hosts says "localhost" is.
     hosts = host or ["127.0.0.1", "::1"]
     shown = hosts[0] if hosts[0] not in ("::", "0.0.0.0", "localhost", "") else "127.0.0.1"

@@ -51,6 +51,7 @@ class OrgLabel:
     code: str
     name: str
     parent_id: int | None
+    path: str
 
 
 class AreaLocator:
@@ -120,7 +121,7 @@ async def load_locator(session: AsyncSession) -> AreaLocator:
     for items in areas.values():
         items.sort()
     labels = {
-        n.id: OrgLabel(n.id, n.code, n.name, n.parent_id)
+        n.id: OrgLabel(n.id, n.code, n.name, n.parent_id, n.path)
         for n in (
             await session.execute(
                 select(OrgNode).where(

@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from yiwang.basedata import areas
+from yiwang.basedata import addresses, areas
+from yiwang.basedata.models import Road
 from yiwang.core.auth import passwords
 from yiwang.core.auth import service as users
 from yiwang.core.auth.models import User
@@ -18,12 +19,19 @@ from yiwang.core.orgs import service as orgs
 from yiwang.core.orgs.models import OrgKind, OrgNode
 from yiwang.core.settings import Settings
 from yiwang.demo.district import build_standard_map
+from yiwang.demo.streets import address_rows, build_streets, road_rows
 
 DEPARTMENTS = (
     ("ZWB", "区政务服务管理办公室"),
     ("CGJ", "区城市管理局"),
     ("ZJJ", "区住房和城乡建设局"),
 )
+
+#: How big a district ``yiwang demo --scale`` builds.
+SCALES: dict[str, dict[str, int]] = {
+    "small": {"addresses": 12_000},
+    "full": {"addresses": 102_000},
+}
 
 ACCOUNTS = (
     # username, display name, org ("" = district, else a town or department suffix), roles, note
@@ -43,22 +51,38 @@ async def build_demo(
     seed: int,
     password: Callable[[], str],
     progress: Callable[[str], None] = lambda step: None,
+    scale: str = "small",
 ) -> list[tuple[str, str, str]]:
-    """Create the demo's orgs and accounts (idempotent); (re)set and return their logins."""
+    """Create the demo district, its orgs and accounts (idempotent: a district already built
+    is kept); (re)set and return the accounts' logins. ``progress`` is told each step."""
     system = Principal.system("demo")
+    sizes = SCALES[scale]
     logins = []
     async with db.session() as session:
-        root = (
-            await session.execute(select(OrgNode).where(OrgNode.code == settings.district_code))
-        ).scalar_one()
         existing = set((await session.execute(select(OrgNode.code))).scalars())
-        if settings.district_code + "001001001" not in existing:
-            progress("standard map")
-            standard = build_standard_map(settings.district_code, seed)
+    standard = None
+    if settings.district_code + "001001001" not in existing:
+        progress("standard map: towns, communities, grids")
+        standard = build_standard_map(settings.district_code, seed)
+        async with db.session() as session:
             await areas.set_district_outline(
                 session, system, settings.district_code, standard.outline
             )
             await areas.import_areas(session, system, standard.rows)
+    async with db.session() as session:
+        has_roads = (await session.execute(select(Road.id).limit(1))).first() is not None
+    if not has_roads:
+        standard = standard or build_standard_map(settings.district_code, seed)
+        progress("roads and standard addresses")
+        streets = build_streets(standard, seed, addresses=sizes["addresses"])
+        async with db.session() as session:
+            await addresses.import_roads(session, system, road_rows(streets))
+            await addresses.import_addresses(session, system, address_rows(streets))
+    progress("accounts")
+    async with db.session() as session:
+        root = (
+            await session.execute(select(OrgNode).where(OrgNode.code == settings.district_code))
+        ).scalar_one()
         for suffix, name in DEPARTMENTS:
             code = f"{settings.district_code}-{suffix}"
             if code not in existing:
