@@ -203,7 +203,7 @@ class AddressIndex:
             road_id = self._fuzzy_road(
                 head,
                 numbers["house_number"],
-                {p for p in (town, community) if p},
+                [p for p in (community, town) if p is not None],
                 compound,
                 numbers.get("building_no"),
             )
@@ -263,7 +263,7 @@ class AddressIndex:
         self,
         head: str,
         house: str,
-        places: set[int],
+        places: list[int],
         compound: str | None,
         building: str | None,
     ) -> int | None:
@@ -287,7 +287,13 @@ class AddressIndex:
                         and gate is not None
                         and self.addresses[gate].compound == compound
                     )
-                    in_place = bool(places & self.road_places.get(rid, set()))
+                    # the more precise the place the text names and the road passes, the
+                    # better: its community (0), its town (1), neither (2)
+                    passes = self.road_places.get(rid, set())
+                    in_place = min(
+                        (rank for rank, place in enumerate(places) if place in passes),
+                        default=len(places),
+                    )
                     fits_building = (
                         building is not None
                         and gate is not None
@@ -297,7 +303,7 @@ class AddressIndex:
                         0 if gate is not None else 1,
                         0 if fits_compound else 1,
                         0 if fits_building else 1,
-                        0 if in_place or not places else 1,
+                        in_place,
                         distance,
                         -length,
                     )

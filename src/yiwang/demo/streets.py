@@ -207,6 +207,22 @@ class Streets:
     plates: list[Plate]
 
 
+def _compound_name(rng: np.random.Generator, taken: set[str]) -> str:
+    """A compound name not yet used in the town (names repeat across towns, as they do)."""
+    words: list[str] = list(COMPOUND_WORDS)
+    for attempt in range(200):
+        if attempt == 40:
+            words = [*COMPOUND_WORDS, *ROAD_WORDS]
+        word = words[int(rng.integers(0, len(words)))]
+        if attempt >= 120:
+            word = ROAD_WORDS[int(rng.integers(0, len(ROAD_WORDS)))] + word
+        name = word + COMPOUND_KINDS[int(rng.integers(0, len(COMPOUND_KINDS)))]
+        if name not in taken:
+            taken.add(name)
+            return name
+    raise RuntimeError("no free compound name")
+
+
 def _metres(lat: float) -> tuple[float, float]:
     """Degrees of lon and lat per metre here."""
     return 1 / (M_PER_DEG * math.cos(math.radians(lat))), 1 / M_PER_DEG
@@ -379,13 +395,11 @@ def build_streets(std: StandardMap, seed: int, *, addresses: int) -> Streets:
     buildings_wanted = max(0, addresses - len(doors))
     urban_doors = [p for p in doors if p.road and p.code[:9] in urban_towns and p.floors >= 2]
     urban_doors = [urban_doors[i] for i in rng.permutation(len(urban_doors))]
+    taken: dict[str, set[str]] = {}  # compound names in use per town
     for gate in urban_doors:
         if buildings_wanted <= 0:
             break
-        gate.compound = (
-            COMPOUND_WORDS[int(rng.integers(0, len(COMPOUND_WORDS)))]
-            + COMPOUND_KINDS[int(rng.integers(0, len(COMPOUND_KINDS)))]
-        )
+        gate.compound = _compound_name(rng, taken.setdefault(gate.code[:9], set()))
         gate.use = "residential"
         dx, dy = _metres(gate.lat)
         count = min(buildings_wanted, int(rng.integers(4, 19)))
