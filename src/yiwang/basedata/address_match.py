@@ -33,9 +33,10 @@ from typing import Any
 
 import ahocorasick
 from rapidfuzz.distance import Levenshtein
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yiwang.basedata import revisions
 from yiwang.basedata.address_text import cn_to_int, normalise, strip_noise
 from yiwang.basedata.models import Address, Area, Road
 from yiwang.core.orgs.models import OrgKind, OrgNode
@@ -446,19 +447,7 @@ def _area_forms(name: str) -> list[str]:
 
 
 async def _stamp(session: AsyncSession) -> tuple[int, ...]:
-    a = (
-        await session.execute(
-            select(
-                func.count(),
-                func.coalesce(func.max(Address.id), 0),
-                func.coalesce(func.sum(Address.version), 0),
-            )
-        )
-    ).one()
-    r = (
-        await session.execute(select(func.count(), func.coalesce(func.sum(Road.version), 0)))
-    ).one()
-    return (*(int(v) for v in a), *(int(v) for v in r))
+    return await revisions.current(session, revisions.ADDRESSES, revisions.ROADS, revisions.AREAS)
 
 
 async def load_index(session: AsyncSession) -> AddressIndex:

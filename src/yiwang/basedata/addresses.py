@@ -19,6 +19,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yiwang.basedata import revisions
 from yiwang.basedata.geometry import M_PER_DEG, to_wkb
 from yiwang.basedata.locator import AreaLocator, get_locator
 from yiwang.basedata.models import Address, AddressLevel, Building, BuildingUse, Road
@@ -132,6 +133,7 @@ async def import_roads(
     ]
     for start in range(0, len(values), CHUNK):
         await session.execute(insert(Road), values[start : start + CHUNK])
+    await revisions.bump(session, revisions.ROADS)
     await audit.record(
         session, actor, "basedata.roads.import", "road", "", details={"count": len(rows)}
     )
@@ -320,6 +322,7 @@ async def _write_addresses(
     address_values.sort(key=lambda v: v["parent_id"] is not None)
     for start in range(0, len(address_values), CHUNK):
         await session.execute(insert(Address), address_values[start : start + CHUNK])
+    await revisions.bump(session, revisions.ADDRESSES, revisions.BUILDINGS)
     await audit.record(
         session,
         actor,

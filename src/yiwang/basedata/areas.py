@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yiwang.basedata import revisions
 from yiwang.basedata.geometry import area_m2, from_wkb, reading_order, to_wkb
 from yiwang.basedata.models import Area, GridType
 from yiwang.core.audit import service as audit
@@ -446,6 +447,7 @@ async def _write(
             area.updated_at = now
         result.codes.append(r.code)
     await session.flush()
+    await revisions.bump(session, revisions.AREAS)
     await audit.record(
         session,
         actor,
@@ -485,12 +487,9 @@ async def set_district_outline(
     )
 
 
-async def area_stamp(session: AsyncSession) -> tuple[int, int]:
+async def area_stamp(session: AsyncSession) -> tuple[int, ...]:
     """Changes whenever any area is added or changed (the locator's cache key)."""
-    count, versions = (
-        await session.execute(select(func.count(), func.coalesce(func.sum(Area.version), 0)))
-    ).one()
-    return int(count), int(versions)
+    return await revisions.current(session, revisions.AREAS)
 
 
 async def export_features(

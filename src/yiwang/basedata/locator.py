@@ -2,7 +2,7 @@
 kept in memory per process and rebuilt when the map changes.
 
 The index is a cache in the architecture's sense: any process can rebuild it from the
-database, and each one checks a cheap stamp (row count and version sum of ``base_area``) at
+database, and each one checks a cheap stamp (the areas' revision counter) at
 most every ``RECHECK_SECONDS`` before answering, so an import in one process reaches the
 others within that time.
 """
@@ -59,7 +59,7 @@ class AreaLocator:
 
     def __init__(
         self,
-        stamp: tuple[int, int],
+        stamp: tuple[int, ...],
         areas: dict[OrgKind, list[tuple[int, bytes]]],
         labels: dict[int, OrgLabel],
     ) -> None:

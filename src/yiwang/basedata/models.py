@@ -134,3 +134,13 @@ class Address(_Versioned, Base):
     h3: Mapped[int] = mapped_column(BigInteger, index=True)
     grid_id: Mapped[int] = mapped_column(ForeignKey("org_node.id"), index=True)
     building_id: Mapped[int | None] = mapped_column(ForeignKey("base_building.id"))
+
+
+class Revision(Base):
+    """A counter per kind of base data, raised in the same transaction as every change: the
+    cheap stamp that caches in every process (locator, matcher, map tiles) compare."""
+
+    __tablename__ = "base_revision"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rev: Mapped[int] = mapped_column(Integer, default=0)

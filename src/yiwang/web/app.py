@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import mimetypes
 from collections.abc import AsyncIterator
 from importlib.resources import files
 
@@ -33,6 +34,9 @@ the account page). Errors are RFC 9457 `application/problem+json` objects with a
 `field` or `row`. Lists are paged with `limit` (at most 500) and `offset`, and hold only
 what the caller's data scope allows.
 """
+
+# ES modules (MapLibre) must be served as JavaScript; not every mimetypes table knows .mjs
+mimetypes.add_type("text/javascript", ".mjs")
 
 
 def create_app(
