@@ -217,7 +217,7 @@ def demo(
     # Loopback on both stacks, whatever /etc/hosts says "localhost" is.
     hosts = host or ["127.0.0.1", "::1"]
     shown = hosts[0] if hosts[0] not in ("::", "0.0.0.0", "localhost", "") else "127.0.0.1"
-    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
+    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/map"
     typer.echo(f"\nYiwang demo district ready at {url}\n")
     for username, password, note in logins:
         typer.echo(f"  {username:<10} {password:<18} {note}")

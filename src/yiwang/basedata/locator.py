@@ -52,6 +52,7 @@ class OrgLabel:
     name: str
     parent_id: int | None
     path: str
+    kind: str
 
 
 class AreaLocator:
@@ -121,7 +122,7 @@ async def load_locator(session: AsyncSession) -> AreaLocator:
     for items in areas.values():
         items.sort()
     labels = {
-        n.id: OrgLabel(n.id, n.code, n.name, n.parent_id, n.path)
+        n.id: OrgLabel(n.id, n.code, n.name, n.parent_id, n.path, n.kind)
         for n in (
             await session.execute(
                 select(OrgNode).where(

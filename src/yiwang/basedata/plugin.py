@@ -1,7 +1,10 @@
-"""What base data registers: its permissions and what the built-in roles get of them."""
+"""What base data registers: its permissions (and what the built-in roles get of them), its
+API and its map layers."""
 
 from __future__ import annotations
 
+from yiwang.basedata import routes
+from yiwang.basedata.layers import base_layers
 from yiwang.core.plugins import Permission, Registry
 
 PERMISSIONS = (
@@ -19,3 +22,6 @@ def register(registry: Registry) -> None:
     registry.grant("leader", "basedata.read")
     registry.grant("staff", "basedata.read", "basedata.edit", "basedata.approve")
     registry.grant("grid_worker", "basedata.read", "basedata.edit")
+    registry.add_api_router(routes.router)
+    for layer in base_layers():
+        registry.add_layer(layer.name, layer)

@@ -84,6 +84,8 @@ class Registry:
     handlers: dict[str, EventHandler] = field(default_factory=dict)
     jobs: dict[str, PeriodicJob] = field(default_factory=dict)
     layers: dict[str, Any] = field(default_factory=dict)
+    #: folders of Jinja templates that modules bring (searched before the shell's own)
+    template_dirs: list[str] = field(default_factory=list)
 
     def add_permission(self, *perms: Permission) -> None:
         for perm in perms:
@@ -122,6 +124,9 @@ class Registry:
         if job.name in self.jobs:
             raise ValueError(f"job {job.name!r} is registered twice")
         self.jobs[job.name] = job
+
+    def add_templates(self, folder: str) -> None:
+        self.template_dirs.append(folder)
 
     def add_layer(self, name: str, layer: Any) -> None:
         self.layers[name] = layer

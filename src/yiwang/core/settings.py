@@ -42,6 +42,14 @@ class Settings(BaseSettings):
 
     district_code: str = "320117"
     district_name: str = "溧水区"
+
+    #: An optional raster base map under the district's own layers: an XYZ tile URL template
+    #: with {z}/{x}/{y}, e.g. 天地图's WMTS in KVP form with the customer's key
+    #: (``https://t0.tianditu.gov.cn/vec_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&
+    #: LAYER=vec&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}&
+    #: TILECOL={x}&tk=KEY``). Empty: no base map, nothing is loaded from outside.
+    map_raster_url: str = ""
+    map_raster_attribution: str = ""
     default_language: Literal["zh_CN", "en"] = "zh_CN"
 
     # Accounts (GB/T 22239 level 3 controls).

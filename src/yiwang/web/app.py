@@ -39,6 +39,16 @@ what the caller's data scope allows.
 mimetypes.add_type("text/javascript", ".mjs")
 
 
+def _outside_origins(settings: Settings) -> tuple[str, ...]:
+    """The origins pages may load from: only a configured raster base map's host."""
+    from urllib.parse import urlsplit
+
+    if not settings.map_raster_url:
+        return ()
+    parts = urlsplit(settings.map_raster_url.replace("{", "").replace("}", ""))
+    return (f"{parts.scheme}://{parts.netloc}",) if parts.scheme in ("http", "https") else ()
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -80,12 +90,12 @@ def create_app(
     )
     app.state.settings = settings
     app.state.registry = registry
-    app.state.templates = Templates()
+    app.state.templates = Templates(registry.template_dirs)
     if db is not None:
         app.state.db = db
     metrics = Metrics()
     app.state.metrics = metrics
-    app.add_middleware(RequestMiddleware, metrics=metrics)
+    app.add_middleware(RequestMiddleware, metrics=metrics, extra_origins=_outside_origins(settings))
     problems.install(app)
 
     for router in registry.api_routers:

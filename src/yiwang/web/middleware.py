@@ -13,17 +13,25 @@ from yiwang.web.logs import request_id_var
 
 access_log = logging.getLogger("yiwang.access")
 
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"same-origin"),
-    (
-        b"content-security-policy",
-        b"default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-        b"script-src 'self'; worker-src 'self' blob:; connect-src 'self'; "
-        b"frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
-    ),
-]
+
+def security_headers(extra_origins: tuple[str, ...] = ()) -> list[tuple[bytes, bytes]]:
+    """The headers every response carries. ``extra_origins`` are the only outside hosts a
+    page may load from (the configured raster base map); by default there are none."""
+    more = "".join(" " + o for o in extra_origins)
+    csp = (
+        f"default-src 'self'; img-src 'self' data: blob:{more}; style-src 'self' 'unsafe-inline'; "
+        f"script-src 'self'; worker-src 'self' blob:; connect-src 'self'{more}; "
+        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    )
+    return [
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"same-origin"),
+        (b"content-security-policy", csp.encode("latin-1")),
+    ]
+
+
+SECURITY_HEADERS = security_headers()
 
 
 class Metrics:
@@ -45,8 +53,9 @@ class Metrics:
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, extra_origins: tuple[str, ...] = ()) -> None:
         self.app, self.metrics = app, metrics
+        self.security_headers = security_headers(extra_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,7 +74,7 @@ class RequestMiddleware:
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
-                headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+                headers.extend(h for h in self.security_headers if h[0] not in present)
                 message["headers"] = headers
             await send(message)
 
