@@ -30,6 +30,9 @@ PATTERNS = [
     re.compile(r'NavItem\("\w+", "((?:[^"\\]|\\.)+)"'),
     # row problems: the third argument of RowProblem(...) and _fail(...), or an _CellError's second
     re.compile(r'\b(?:RowProblem|_fail)\(\s*[^,()]+,\s*[^,()]+,\s*"((?:[^"\\]|\\.)+)"'),
+    # map layers: a dataclass default title, or the title argument of AreaLayer(...)
+    re.compile(r'^\s+title: str = "((?:[^"\\]|\\.)+)"', re.M),
+    re.compile(r'AreaLayer\(\s*OrgKind\.\w+,\s*"[\w-]+",\s*"((?:[^"\\]|\\.)+)"'),
     re.compile(r'\b_CellError\(\s*[^,()]+,\s*"((?:[^"\\]|\\.)+)"'),
     re.compile(r'RoleSpec\(\s*"(\w+)"'),
 ]
@@ -48,6 +51,10 @@ EXTRA = [
     "grid",
     "department",
     "unit",
+    "communities",
+    "grids",
+    "addresses",
+    "buildings",
 ]
 
 

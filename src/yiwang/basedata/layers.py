@@ -168,6 +168,7 @@ class AreaLayer:
             if label is None or not _visible_path(principal, label.path):
                 continue
             parent = locator.labels.get(label.parent_id or 0)
+            lon, lat = locator.label_points.get(org_id, (None, None))
             out.append(
                 Item(
                     label.code,
@@ -176,6 +177,8 @@ class AreaLayer:
                         "code": label.code,
                         "name": label.name,
                         "parent_code": parent.code if parent else None,
+                        "label_lon": lon,
+                        "label_lat": lat,
                     },
                 )
             )

@@ -63,9 +63,12 @@ class AreaLocator:
         stamp: tuple[int, ...],
         areas: dict[OrgKind, list[tuple[int, bytes]]],
         labels: dict[int, OrgLabel],
+        label_points: dict[int, tuple[float, float]] | None = None,
     ) -> None:
         self.stamp = stamp
         self.labels = labels
+        #: where each area's name is drawn (a point inside it)
+        self.label_points = label_points or {}
         self.indexes: dict[OrgKind, PolygonIndex[int]] = {}
         for kind in (OrgKind.DISTRICT, OrgKind.TOWN, OrgKind.COMMUNITY, OrgKind.GRID):
             rows = areas.get(kind, [])
@@ -115,10 +118,14 @@ _cache = _Cache()
 async def load_locator(session: AsyncSession) -> AreaLocator:
     """Build a locator from the database (a district's map: well under a second)."""
     stamp = await area_stamp(session)
-    rows = await session.execute(select(Area.org_id, Area.kind, Area.geometry))
+    rows = await session.execute(
+        select(Area.org_id, Area.kind, Area.geometry, Area.label_lon, Area.label_lat)
+    )
     areas: dict[OrgKind, list[tuple[int, bytes]]] = {}
-    for org_id, kind, wkb in rows:
+    points: dict[int, tuple[float, float]] = {}
+    for org_id, kind, wkb, lon, lat in rows:
         areas.setdefault(OrgKind(kind), []).append((org_id, wkb))
+        points[org_id] = (lon, lat)
     for items in areas.values():
         items.sort()
     labels = {
@@ -131,7 +138,7 @@ async def load_locator(session: AsyncSession) -> AreaLocator:
             )
         ).scalars()
     }
-    return await asyncio.to_thread(AreaLocator, stamp, areas, labels)
+    return await asyncio.to_thread(AreaLocator, stamp, areas, labels, points)
 
 
 async def get_locator(session: AsyncSession) -> AreaLocator:

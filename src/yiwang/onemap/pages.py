@@ -44,7 +44,7 @@ def _map_config(ctx: Ctx) -> dict[str, Any]:
             "noResult": _("Nothing found for this text."),
             "layers": _("Layers"),
             "score": _("Match score"),
-            "code": _("Code"),
+            "code": _("Identifier code"),
             "details": _("Open as GeoJSON"),
         },
     }

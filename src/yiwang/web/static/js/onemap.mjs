@@ -1,6 +1,6 @@
 // The one-map page: the district's own vector layers (no outside requests unless a raster
 // base map is configured), a layer switcher, address search and record cards.
-import maplibregl from "/static/vendor/maplibre-gl/maplibre-gl.mjs";
+import * as maplibregl from "/static/vendor/maplibre-gl/maplibre-gl.mjs";
 
 const config = JSON.parse(document.getElementById("map-config").textContent);
 const T = config.text;
@@ -80,7 +80,9 @@ function refreshLabels() {
 }
 function labelZoom(name) { return name === "towns" ? 0 : name === "communities" ? 12 : 14; }
 function centreOf(feature) {
-  // label points are sent with the areas' own tiles; fall back to the first ring's mean
+  // the area's own label point comes with its tiles; fall back to the first ring's mean
+  const p = feature.properties;
+  if (p.label_lon !== undefined && p.label_lat !== undefined) return [p.label_lon, p.label_lat];
   const g = feature.geometry;
   const ring = g.type === "Polygon" ? g.coordinates[0] : g.type === "MultiPolygon" ? g.coordinates[0][0] : null;
   if (!ring) return null;
