@@ -47,3 +47,21 @@ async def mapped(db: Database, settings: Settings) -> Mapped:
 
 def _copy(row: areas.AreaRow) -> areas.AreaRow:
     return areas.AreaRow(**vars(row))
+
+
+async def build_district(db: Database, settings: Settings, *, addresses_wanted: int = 0) -> None:
+    """Seed a migrated database with the small standard map and, optionally, streets."""
+    from yiwang.basedata import addresses as address_service
+    from yiwang.demo.streets import address_rows, build_streets, road_rows
+
+    await seed(db, settings, get_registry())
+    std = standard_map()
+    system = Principal.system("test")
+    async with db.session() as session:
+        await areas.set_district_outline(session, system, DISTRICT, std.outline)
+        await areas.import_areas(session, system, [_copy(r) for r in std.rows])
+    if addresses_wanted:
+        streets = build_streets(std, 3, addresses=addresses_wanted)
+        async with db.session() as session:
+            await address_service.import_roads(session, system, road_rows(streets))
+            await address_service.import_addresses(session, system, address_rows(streets))

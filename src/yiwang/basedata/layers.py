@@ -70,7 +70,9 @@ class AreaLayer:
         return out
 
     async def stamp(self, session: AsyncSession) -> tuple[int, ...]:
-        return await revisions.current(session, revisions.AREAS)
+        # the locator's own stamp: tiles are cut from the locator, so a tile is stored under
+        # the revision of the polygons it was cut from, never a newer one
+        return (await get_locator(session)).stamp
 
     async def extent(self, session: AsyncSession) -> BBox | None:
         row = (

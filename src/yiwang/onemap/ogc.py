@@ -19,6 +19,15 @@ from yiwang.geo.layers import Item, ItemQuery, Layer
 from yiwang.onemap.service import TileCache, layer_for, layers_for, render_tile
 from yiwang.web.context import Ctx, api_ctx
 
+
+class BadParameter(ValidationFailed):
+    """OGC API - Features answers an invalid query parameter with 400 (not 422)."""
+
+    code = "invalid_parameter"
+    status = 400
+    message = "A query parameter is not valid."
+
+
 router = APIRouter(tags=["OGC API - Features"])
 tiles_router = APIRouter(tags=["Vector tiles"])
 TILE_CACHE = TileCache()
@@ -161,18 +170,18 @@ def _parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
-        raise ValidationFailed(
+        raise BadParameter(
             "bbox is four numbers: min lon, min lat, max lon, max lat.", field="bbox"
         ) from None
     if len(values) == 6:  # with heights: drop them
         values = [values[0], values[1], values[3], values[4]]
     if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise ValidationFailed(
+        raise BadParameter(
             "bbox is four numbers: min lon, min lat, max lon, max lat.", field="bbox"
         )
     x0, y0, x1, y1 = values
     if not (-180 <= x0 <= 180 and -180 <= x1 <= 180 and -90 <= y0 <= y1 <= 90) or x0 > x1:
-        raise ValidationFailed("bbox is out of range or its corners are swapped.", field="bbox")
+        raise BadParameter("bbox is out of range or its corners are swapped.", field="bbox")
     return x0, y0, x1, y1
 
 
@@ -182,7 +191,7 @@ def _parse_instant(text: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValidationFailed(
+        raise BadParameter(
             "datetime is an RFC 3339 instant or an interval start/end ('..' for open).",
             field="datetime",
         ) from None
@@ -196,7 +205,7 @@ def _parse_datetime(text: str | None) -> tuple[datetime | None, datetime | None]
         start, _, end = text.partition("/")
         a, b = _parse_instant(start), _parse_instant(end)
         if a is not None and b is not None and a > b:
-            raise ValidationFailed("The interval's start is after its end.", field="datetime")
+            raise BadParameter("The interval's start is after its end.", field="datetime")
         return a, b
     instant = _parse_instant(text)
     return instant, instant
@@ -228,7 +237,7 @@ async def items(
         if key in STANDARD_PARAMS:
             continue
         if key not in layer.queryables:
-            raise ValidationFailed(
+            raise BadParameter(
                 "Unknown parameter {name}; see the collection's queryables.",
                 field=key,
                 params={"name": key},
