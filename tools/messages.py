@@ -23,7 +23,9 @@ PATTERNS = [
         r"\b(?:ValidationFailed|BadParameter|Conflict|NotFound|PermissionDenied|NotAuthenticated|"
         r'SeparationOfDuties|OutOfScope|DomainError|CsrfFailed)\(\s*"((?:[^"\\]|\\.)+)"'
     ),
-    re.compile(r'\b(?:ValidationFailed|BadParameter|Conflict|SeparationOfDuties)\(\s*\n\s*"((?:[^"\\]|\\.)+)"'),
+    re.compile(
+        r'\b(?:ValidationFailed|BadParameter|Conflict|SeparationOfDuties)\(\s*\n\s*"((?:[^"\\]|\\.)+)"'
+    ),
     re.compile(r'gettext\(\s*lang,\s*"((?:[^"\\]|\\.)+)"'),
     re.compile(r'^MIX_MESSAGE = \(\s*"((?:[^"\\]|\\.)+)"', re.M),
     re.compile(r'^ADMIN_ROLES_BY_OPERATOR = \(\s*"((?:[^"\\]|\\.)+)"\s*"((?:[^"\\]|\\.)+)"', re.M),
