@@ -144,3 +144,99 @@ class Revision(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     rev: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PersonKind(enum.StrEnum):
+    REGISTERED = "registered"  # 户籍人口
+    FLOATING = "floating"  # 流动人口
+    FOREIGN = "foreign"  # 境外人员
+
+
+class UnitKind(enum.StrEnum):
+    ENTERPRISE = "enterprise"  # 企业
+    ORGAN = "organ"  # 机关
+    INSTITUTION = "institution"  # 事业单位
+    ASSOCIATION = "association"  # 社会团体
+    PRIVATE_NONPROFIT = "private_nonprofit"  # 民办非企业单位
+
+
+class Person(_Versioned, Base):
+    """实有人口. Name, ID number and phone are stored SM4-encrypted; a keyed SM3 hash of the
+    ID number finds a person exactly; the masked forms are kept for lists, so a list never
+    decrypts anything."""
+
+    __tablename__ = "base_person"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name_enc: Mapped[str] = mapped_column(String(200))
+    name_masked: Mapped[str] = mapped_column(String(40))
+    id_enc: Mapped[str] = mapped_column(String(200))
+    id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    id_masked: Mapped[str] = mapped_column(String(24))
+    phone_enc: Mapped[str | None] = mapped_column(String(200))
+    phone_masked: Mapped[str | None] = mapped_column(String(24))
+    gender: Mapped[str] = mapped_column(String(1))  # "M" / "F", from the ID number
+    birth_year: Mapped[int] = mapped_column(Integer)
+    nationality: Mapped[str] = mapped_column(String(3), default="CHN")
+    house_id: Mapped[int | None] = mapped_column(ForeignKey("base_house.id"), index=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("base_address.id"))
+    grid_id: Mapped[int] = mapped_column(ForeignKey("org_node.id"), index=True)
+
+
+class House(_Versioned, Base):
+    """实有房屋: a dwelling or premises, a room of a standard building."""
+
+    __tablename__ = "base_house"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    building_id: Mapped[int] = mapped_column(ForeignKey("base_building.id"), index=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("base_address.id"))
+    unit_no: Mapped[str | None] = mapped_column(String(8))
+    floor: Mapped[int] = mapped_column(Integer)
+    room_no: Mapped[str] = mapped_column(String(16))
+    use: Mapped[str] = mapped_column(String(16))  # residential, commercial, office...
+    ownership: Mapped[str] = mapped_column(String(16))  # owned, rented, public, vacant
+    area_m2: Mapped[float] = mapped_column(Float)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("org_node.id"), index=True)
+
+
+class Unit(_Versioned, Base):
+    """实有单位: enterprises, government organs, institutions, associations, private
+    non-profits, each with its GB 32100 unified social credit code."""
+
+    __tablename__ = "base_unit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    credit_code: Mapped[str] = mapped_column(String(18), unique=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    industry: Mapped[str | None] = mapped_column(String(64))
+    legal_rep_enc: Mapped[str | None] = mapped_column(String(200))
+    legal_rep_masked: Mapped[str | None] = mapped_column(String(40))
+    phone_masked: Mapped[str | None] = mapped_column(String(24))
+    employees: Mapped[int | None] = mapped_column(Integer)
+    address_id: Mapped[int] = mapped_column(ForeignKey("base_address.id"))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    h3: Mapped[int] = mapped_column(BigInteger, index=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("org_node.id"), index=True)
+
+
+class Facility(_Versioned, Base):
+    """实有设施: hydrants, manholes, street lamps, cameras, shelters and the like."""
+
+    __tablename__ = "base_facility"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(24), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="normal")
+    owner_org_id: Mapped[int | None] = mapped_column(ForeignKey("org_node.id"))
+    address_id: Mapped[int | None] = mapped_column(ForeignKey("base_address.id"))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    h3: Mapped[int] = mapped_column(BigInteger, index=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("org_node.id"), index=True)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import shapely
 from sqlalchemy import select
 
-from yiwang.basedata import addresses, areas
+from yiwang.basedata import actuals, addresses, areas
 from yiwang.basedata.models import Road
 from yiwang.core.auth import passwords
 from yiwang.core.auth import service as users
@@ -18,8 +19,9 @@ from yiwang.core.db import Database
 from yiwang.core.orgs import service as orgs
 from yiwang.core.orgs.models import OrgKind, OrgNode
 from yiwang.core.settings import Settings
-from yiwang.demo.district import build_standard_map
-from yiwang.demo.streets import address_rows, build_streets, road_rows
+from yiwang.demo import population
+from yiwang.demo.district import StandardMap, build_standard_map
+from yiwang.demo.streets import Streets, address_rows, build_streets, road_rows
 
 DEPARTMENTS = (
     ("ZWB", "区政务服务管理办公室"),
@@ -29,9 +31,23 @@ DEPARTMENTS = (
 
 #: How big a district ``yiwang demo --scale`` builds.
 SCALES: dict[str, dict[str, int]] = {
-    "small": {"addresses": 12_000},
-    "full": {"addresses": 102_000},
+    "small": {
+        "addresses": 12_000,
+        "houses": 15_000,
+        "people": 20_000,
+        "units": 2_000,
+        "facilities": 3_000,
+    },
+    # the real district's size: about 4,000,000 base records
+    "full": {
+        "addresses": 102_000,
+        "houses": 1_400_000,
+        "people": 2_000_000,
+        "units": 300_000,
+        "facilities": 300_000,
+    },
 }
+BATCH = 20_000
 
 ACCOUNTS = (
     # username, display name, org ("" = district, else a town or department suffix), roles, note
@@ -42,6 +58,52 @@ ACCOUNTS = (
     ("yongyang", "永阳街道工作人员", "001", ("staff",), "one town's view"),
     ("wangge", "网格员", "001001001", ("grid_worker",), "one grid's view (grid worker)"),
 )
+
+
+async def _actuals(
+    db: Database,
+    settings: Settings,
+    system: Principal,
+    standard: StandardMap,
+    streets: Streets,
+    seed: int,
+    sizes: dict[str, int],
+    progress: Callable[[str], None],
+) -> None:
+    """Houses, people, units and facilities, in batches of ``BATCH`` rows per transaction."""
+    lived_in: list[tuple[str, str]] = []
+    done = 0
+    for houses in population.house_batches(streets, seed, sizes["houses"], BATCH):
+        async with db.session() as session:
+            await actuals.import_houses(session, system, houses)
+        lived_in.extend((h.code, h.address_code) for h in houses if h.use == "residential")
+        done += len(houses)
+        progress(f"houses {done:,}")
+    done = 0
+    for people in population.people_batches(lived_in, seed, sizes["people"], BATCH):
+        async with db.session() as session:
+            await actuals.import_people(session, settings, system, people)
+        done += len(people)
+        progress(f"people {done:,}")
+    del lived_in
+    done = 0
+    for units in population.unit_batches(streets, seed, sizes["units"], BATCH):
+        async with db.session() as session:
+            await actuals.import_units(session, settings, system, units)
+        done += len(units)
+        progress(f"units {done:,}")
+    outline = standard.outline
+    shapely.prepare(outline)
+    done = 0
+    for facilities in population.facility_batches(streets, seed, sizes["facilities"], BATCH):
+        inside = shapely.contains_xy(
+            outline, [f.lon for f in facilities], [f.lat for f in facilities]
+        )
+        kept = [f for f, ok in zip(facilities, inside, strict=True) if ok]
+        async with db.session() as session:
+            await actuals.import_facilities(session, system, kept)
+        done += len(kept)
+        progress(f"facilities {done:,}")
 
 
 async def build_demo(
@@ -78,6 +140,7 @@ async def build_demo(
         async with db.session() as session:
             await addresses.import_roads(session, system, road_rows(streets))
             await addresses.import_addresses(session, system, address_rows(streets))
+        await _actuals(db, settings, system, standard, streets, seed, sizes, progress)
     progress("accounts")
     async with db.session() as session:
         root = (
