@@ -26,6 +26,7 @@ PATTERNS = [
     re.compile(
         r'\b(?:ValidationFailed|BadParameter|Conflict|SeparationOfDuties)\(\s*\n\s*"((?:[^"\\]|\\.)+)"'
     ),
+    re.compile(r'\bN_\(\s*"((?:[^"\\]|\\.)+)"'),
     re.compile(r'gettext\(\s*lang,\s*"((?:[^"\\]|\\.)+)"'),
     re.compile(r'^MIX_MESSAGE = \(\s*"((?:[^"\\]|\\.)+)"', re.M),
     re.compile(r'^ADMIN_ROLES_BY_OPERATOR = \(\s*"((?:[^"\\]|\\.)+)"\s*"((?:[^"\\]|\\.)+)"', re.M),
@@ -34,6 +35,7 @@ PATTERNS = [
     re.compile(r'\b(?:RowProblem|_fail)\(\s*[^,()]+,\s*[^,()]+,\s*"((?:[^"\\]|\\.)+)"'),
     # map layers: a dataclass default title, or the title argument of AreaLayer(...)
     re.compile(r'^\s+title: str = "((?:[^"\\]|\\.)+)"', re.M),
+    re.compile(r'PointLayer\(\s*"[\w-]+",\s*"((?:[^"\\]|\\.)+)"'),
     re.compile(r'AreaLayer\(\s*OrgKind\.\w+,\s*"[\w-]+",\s*"((?:[^"\\]|\\.)+)"'),
     re.compile(r'\b_CellError\(\s*[^,()]+,\s*"((?:[^"\\]|\\.)+)"'),
     re.compile(r'RoleSpec\(\s*"(\w+)"'),

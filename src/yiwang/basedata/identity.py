@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from yiwang.core.i18n import N_
+
 RIC_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 RIC_CHECK = "10X98765432"
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -26,15 +28,15 @@ def ric_problem(value: str) -> str | None:
         or not value[:17].isdigit()
         or not (value[17].isdigit() or value[17] == "X")
     ):
-        return "An ID number is 17 digits and a digit or X."
+        return N_("An ID number is 17 digits and a digit or X.")
     try:
         born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
     except ValueError:
-        return "The ID number's birth date {birth} does not exist."
+        return N_("The ID number's birth date {birth} does not exist.")
     if born > date.today() or born.year < 1880:
-        return "The ID number's birth date {birth} is not plausible."
+        return N_("The ID number's birth date {birth} is not plausible.")
     if ric_check_char(value[:17]) != value[17]:
-        return "The ID number's check character is wrong."
+        return N_("The ID number's check character is wrong.")
     return None
 
 
@@ -47,9 +49,9 @@ def uscc_problem(value: str) -> str | None:
     """Why ``value`` is not a valid unified social credit code, or None when it is."""
     value = value.strip().upper()
     if len(value) != 18 or any(c not in USCC_ALPHABET for c in value):
-        return "A credit code is 18 characters of 0-9 and A-Y without I, O, S, V, Z."
+        return N_("A credit code is 18 characters of 0-9 and A-Y without I, O, S, V, Z.")
     if not value[2:8].isdigit():
-        return "The credit code's area code (characters 3-8) must be digits."
+        return N_("The credit code's area code (characters 3-8) must be digits.")
     if uscc_check_char(value[:17]) != value[17]:
-        return "The credit code's check character is wrong."
+        return N_("The credit code's check character is wrong.")
     return None

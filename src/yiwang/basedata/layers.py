@@ -529,3 +529,112 @@ def base_layers() -> list[Any]:
         BuildingLayer(),
         AddressLayer(),
     ]
+
+
+@dataclass
+class PointLayer:
+    """A table of points with ``code``-like id, lon/lat/h3 and ``grid_id``: units and
+    facilities. ``columns`` are the properties shown; ``queryables`` those filterable."""
+
+    name: str
+    title: str
+    description: str
+    model: Any
+    id_column: str
+    columns: tuple[str, ...]
+    filterable: tuple[str, ...]
+    revision: str
+    geometry_type: str = "point"
+    permission: str = "basedata.read"
+    min_zoom: int = 14
+    temporal: str | None = "updated_at"
+
+    @property
+    def queryables(self) -> dict[str, str]:
+        return dict.fromkeys(self.filterable, "string")
+
+    async def stamp(self, session: AsyncSession) -> tuple[int, ...]:
+        return await revisions.current(session, self.revision)
+
+    async def extent(self, session: AsyncSession) -> BBox | None:
+        m = self.model
+        row = (
+            await session.execute(
+                select(func.min(m.lon), func.min(m.lat), func.max(m.lon), func.max(m.lat))
+            )
+        ).one()
+        return None if row[0] is None else (row[0], row[1], row[2], row[3])
+
+    def _item(self, row: Any) -> Item:
+        props = {c: getattr(row, c) for c in self.columns}
+        props["updated_at"] = row.updated_at.isoformat()
+        return Item(getattr(row, self.id_column), shapely.Point(row.lon, row.lat), props)
+
+    async def items(
+        self, session: AsyncSession, principal: Principal, query: ItemQuery
+    ) -> ItemPage:
+        principal.require(self.permission)
+        m = self.model
+        stmt = select(m).where(*_grid_scope(principal, m.grid_id))
+        if query.bbox is not None:
+            stmt = stmt.where(_h3_bbox(m.h3, m.lon, m.lat, query.bbox))
+        stmt = stmt.where(*_time_filter(m.updated_at, query))
+        for key, value in query.filters.items():
+            if key in self.filterable:
+                stmt = stmt.where(getattr(m, key) == value)
+        counted = select(func.count()).select_from(stmt.subquery())
+        total = (await session.execute(counted)).scalar_one()
+        rows = await session.execute(stmt.order_by(m.id).limit(query.limit).offset(query.offset))
+        return ItemPage([self._item(r) for r in rows.scalars()], int(total))
+
+    async def item(self, session: AsyncSession, principal: Principal, item_id: str) -> Item | None:
+        principal.require(self.permission)
+        m = self.model
+        row = (
+            await session.execute(
+                select(m).where(
+                    getattr(m, self.id_column) == item_id, *_grid_scope(principal, m.grid_id)
+                )
+            )
+        ).scalar_one_or_none()
+        return None if row is None else self._item(row)
+
+    async def tile_items(
+        self, session: AsyncSession, principal: Principal, bbox: BBox, zoom: int
+    ) -> Sequence[Item]:
+        principal.require(self.permission)
+        m = self.model
+        rows = await session.execute(
+            select(m)
+            .where(_h3_bbox(m.h3, m.lon, m.lat, bbox), *_grid_scope(principal, m.grid_id))
+            .limit(TILE_ITEM_LIMIT)
+        )
+        return [self._item(r) for r in rows.scalars()]
+
+
+def actual_layers() -> list[Any]:
+    from yiwang.basedata.models import Facility, Unit
+
+    return [
+        PointLayer(
+            "units",
+            "Actual units",
+            "实有单位: enterprises, organs, institutions, associations",
+            Unit,
+            "credit_code",
+            ("credit_code", "name", "kind", "industry", "employees"),
+            ("credit_code", "kind", "industry"),
+            "units",
+        ),
+        PointLayer(
+            "facilities",
+            "Actual facilities",
+            "实有设施: hydrants, manholes, street lamps, cameras, shelters...",
+            Facility,
+            "code",
+            ("code", "name", "kind", "status"),
+            ("code", "kind", "status"),
+            "facilities",
+            min_zoom=13,
+        ),
+    ]

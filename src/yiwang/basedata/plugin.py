@@ -3,9 +3,9 @@ API and its map layers."""
 
 from __future__ import annotations
 
-from yiwang.basedata import routes
-from yiwang.basedata.layers import base_layers
-from yiwang.core.plugins import Permission, Registry
+from yiwang.basedata import routes, routes_actuals
+from yiwang.basedata.layers import actual_layers, base_layers
+from yiwang.core.plugins import Permission, Registry, RoleSpec
 
 PERMISSIONS = (
     Permission("basedata.read", "View base data (四标四实)"),
@@ -22,6 +22,21 @@ def register(registry: Registry) -> None:
     registry.grant("leader", "basedata.read")
     registry.grant("staff", "basedata.read", "basedata.edit", "basedata.approve")
     registry.grant("grid_worker", "basedata.read", "basedata.edit")
+    registry.add_role(
+        RoleSpec(
+            "basedata_officer",
+            "Base-data officer",
+            (
+                "orgs.read",
+                "basedata.read",
+                "basedata.edit",
+                "basedata.approve",
+                "basedata.manage",
+                "people.reveal",
+            ),
+        )
+    )
     registry.add_api_router(routes.router)
-    for layer in base_layers():
+    registry.add_api_router(routes_actuals.router)
+    for layer in [*base_layers(), *actual_layers()]:
         registry.add_layer(layer.name, layer)

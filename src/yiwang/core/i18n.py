@@ -54,3 +54,8 @@ def translator(lang: str) -> Callable[..., str]:
         return gettext(lang, message, **params)
 
     return _
+
+
+def N_(message: str) -> str:
+    """Marks a message-catalogue key where it is written; translated where it is shown."""
+    return message

@@ -7,6 +7,7 @@ const T = config.text;
 const COLORS = {
   towns: "#1f5fa8", communities: "#2e8b57", grids: "#d2691e",
   roads: "#777777", buildings: "#8a6d3b", addresses: "#c0392b",
+  units: "#6c3483", facilities: "#117a65",
 };
 const LABELLED = new Set(["towns", "communities", "grids"]);
 
@@ -147,7 +148,7 @@ document.getElementById("map-search").addEventListener("submit", async (event) =
 });
 
 // --- record cards ------------------------------------------------------------------------
-const ORDER = ["addresses-circle", "buildings-fill", "roads-line", "grids-fill", "communities-fill", "towns-fill"];
+const ORDER = ["units-circle", "facilities-circle", "addresses-circle", "buildings-fill", "roads-line", "grids-fill", "communities-fill", "towns-fill"];
 map.on("click", (event) => {
   const ids = ORDER.filter((id) => map.getLayer(id));
   const features = map.queryRenderedFeatures(event.point, { layers: ids });
