@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -240,3 +241,80 @@ class Facility(_Versioned, Base):
     lat: Mapped[float] = mapped_column(Float)
     h3: Mapped[int] = mapped_column(BigInteger, index=True)
     grid_id: Mapped[int] = mapped_column(ForeignKey("org_node.id"), index=True)
+
+
+class Change(Base):
+    """One applied change of a base record: who, when, the old and the new values of the
+    fields that changed. The full history of every record, and its state as of any date."""
+
+    __tablename__ = "base_change"
+    __table_args__ = (Index("ix_base_change_record", "record_type", "record_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_type: Mapped[str] = mapped_column(String(16))
+    record_id: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)  # the record's version after the change
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    changed_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    changed_by_name: Mapped[str] = mapped_column(String(64))
+    old: Mapped[dict[str, object]] = mapped_column(JSONText)
+    new: Mapped[dict[str, object]] = mapped_column(JSONText)
+    proposal_id: Mapped[int | None] = mapped_column(ForeignKey("base_proposal.id"))
+
+
+class Proposal(Base):
+    """A change proposed in the field (by a grid worker), waiting for the grid's community."""
+
+    __tablename__ = "base_proposal"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_type: Mapped[str] = mapped_column(String(16))
+    record_id: Mapped[int] = mapped_column(Integer)
+    base_version: Mapped[int] = mapped_column(Integer)
+    changes: Mapped[dict[str, object]] = mapped_column(JSONText)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    grid_id: Mapped[int] = mapped_column(ForeignKey("org_node.id"), index=True)
+    proposed_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    proposed_by_name: Mapped[str] = mapped_column(String(64))
+    proposed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lon: Mapped[float | None] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)
+    #: pending, applied, rejected, conflict
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decision_note: Mapped[str] = mapped_column(String(500), default="")
+
+
+class PatrolTask(Base):
+    """A patrol of one grid (巡查任务) for its grid worker, with a due date."""
+
+    __tablename__ = "base_patrol_task"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("org_node.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    assigned_to: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: open, done
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CheckIn(Base):
+    """A grid worker's check-in: where and when, and whether that was inside the grid."""
+
+    __tablename__ = "base_checkin"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("base_patrol_task.id"), index=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("org_node.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    h3: Mapped[int] = mapped_column(BigInteger, index=True)
+    inside_grid: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str] = mapped_column(String(500), default="")

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     #: LAYER=vec&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}&
     #: TILECOL={x}&tk=KEY``). Empty: no base map, nothing is loaded from outside.
     map_raster_url: str = ""
+    #: Base-data changes from the field are applied at once (True) or wait for the grid's
+    #: community to approve them (False, the default).
+    basedata_direct_updates: bool = False
     map_raster_attribution: str = ""
     default_language: Literal["zh_CN", "en"] = "zh_CN"
 
