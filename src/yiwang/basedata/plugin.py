@@ -3,7 +3,7 @@ API and its map layers."""
 
 from __future__ import annotations
 
-from yiwang.basedata import routes, routes_actuals
+from yiwang.basedata import routes, routes_actuals, routes_field
 from yiwang.basedata.layers import actual_layers, base_layers
 from yiwang.core.plugins import Permission, Registry, RoleSpec
 
@@ -38,5 +38,6 @@ def register(registry: Registry) -> None:
     )
     registry.add_api_router(routes.router)
     registry.add_api_router(routes_actuals.router)
+    registry.add_api_router(routes_field.router)
     for layer in [*base_layers(), *actual_layers()]:
         registry.add_layer(layer.name, layer)
