@@ -233,3 +233,59 @@ def test_a_missing_ipv6_loopback_is_skipped_but_a_named_address_is_not(monkeypat
         s.close()
     with pytest.raises(OSError):
         serve.bind(["::1"], 0)  # asked for by name alone: a real error
+
+
+def test_address_match_writes_a_csv_for_a_file(tmp_path: Path) -> None:
+    import asyncio
+    import csv
+    import os
+    import subprocess
+    import sys
+
+    from sqlalchemy import select
+
+    from tests.basedata.conftest import build_district
+    from yiwang.basedata.models import Address, Road
+    from yiwang.core.db import Database
+    from yiwang.core.migrate import upgrade
+    from yiwang.core.settings import Settings
+
+    settings = Settings(
+        var_dir=tmp_path, argon2_time_cost=1, argon2_memory_kib=1024, _env_file=None
+    )
+    upgrade(settings)
+
+    async def prepare() -> str:
+        db = Database(settings)
+        try:
+            await build_district(db, settings, addresses_wanted=400)
+            async with db.session() as session:
+                number, road = (
+                    await session.execute(
+                        select(Address.house_number, Road.name)
+                        .join(Road, Road.id == Address.road_id)
+                        .where(Address.level == "door", Address.compound.is_(None))
+                        .limit(1)
+                    )
+                ).one()
+            return f"{road}{number}号门口"
+        finally:
+            await db.dispose()
+
+    text = asyncio.run(prepare())
+    source = tmp_path / "in.csv"
+    source.write_text(f"id,address\n1,{text}\n2,完全无关的文字\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    done = subprocess.run(
+        [sys.executable, "-m", "yiwang.cli", "address", "match", str(source), "-o", str(out)],
+        env={**os.environ, "YIWANG_VAR_DIR": str(tmp_path), "YIWANG_DATABASE_URL": ""},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 of 2 addresses matched" in done.stdout
+    rows = list(csv.DictReader(out.read_text(encoding="utf-8-sig").splitlines()))
+    assert rows[0]["id"] == "1" and rows[0]["match_kind"] == "address"
+    assert rows[0]["match_score"] == "1.0" and len(rows[0]["grid_code"]) == 15
+    assert rows[1]["match_kind"] == ""

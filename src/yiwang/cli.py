@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import string
@@ -11,7 +12,7 @@ import sys
 import webbrowser
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -31,6 +32,10 @@ audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(audit_app, name="audit")
+address_app = typer.Typer(
+    help="Standard addresses: matching files of free text.", no_args_is_help=True
+)
+app.add_typer(address_app, name="address")
 
 T = TypeVar("T")
 HostOpt = Annotated[
@@ -383,6 +388,90 @@ def audit_verify() -> None:
         err=True,
     )
     sys.exit(1)
+
+
+@address_app.command("match")
+def address_match(
+    source: Annotated[Path, typer.Argument(help="A .txt file (one address per line) or a .csv.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Where to write the CSV (default: stdout)."),
+    ] = None,
+    column: Annotated[
+        str, typer.Option(help="The CSV column holding the address text.")
+    ] = "address",
+) -> None:
+    """Match every address in a file to the standard address, writing a CSV with the code,
+    the standard name, the score, the grid and the elements read from the text. Lines that
+    match nothing keep empty columns; the exit code is 0 either way, 2 for an unreadable file."""
+    import csv
+    import io
+
+    from yiwang.basedata import address_match as matching
+    from yiwang.basedata.locator import get_locator
+
+    try:
+        raw = source.read_bytes()
+    except OSError as exc:
+        typer.echo(f"cannot read {source}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("gb18030", errors="replace")
+    if source.suffix.lower() == ".csv":
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        if column not in (reader.fieldnames or []):
+            typer.echo(f"{source} has no column {column!r}", err=True)
+            raise typer.Exit(2)
+        rows = list(reader)
+        fields = list(reader.fieldnames or [])
+    else:
+        rows = [{column: line.strip()} for line in text.splitlines() if line.strip()]
+        fields = [column]
+    settings = _settings()
+
+    async def work(db: Any) -> list[Any]:
+        async with db.session(readonly=True) as session:
+            index = await matching.get_index(session)
+            locator = await get_locator(session)
+            results = index.match_many([r.get(column) or "" for r in rows])
+            return [(r, locator.labels.get(r.grid_id or 0) if r else None) for r in results]
+
+    matched = _run_db(settings, work)
+    extra = [
+        "match_kind",
+        "match_code",
+        "match_name",
+        "match_score",
+        "grid_code",
+        "lon",
+        "lat",
+        "elements",
+    ]
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=[*fields, *extra])
+    writer.writeheader()
+    for row, (result, grid) in zip(rows, matched, strict=True):
+        values = dict(row)
+        if result is not None:
+            values.update(
+                match_kind=result.kind,
+                match_code=result.code,
+                match_name=result.name,
+                match_score=result.score,
+                grid_code=grid.code if grid else "",
+                lon=f"{result.lon:.6f}",
+                lat=f"{result.lat:.6f}",
+                elements=json.dumps(result.elements, ensure_ascii=False),
+            )
+        writer.writerow(values)
+    if output is None:
+        typer.echo(out.getvalue(), nl=False)
+    else:
+        output.write_text("\ufeff" + out.getvalue(), encoding="utf-8")
+        found = sum(1 for r, _ in matched if r is not None)
+        typer.echo(f"{found} of {len(rows)} addresses matched; written to {output}")
 
 
 if __name__ == "__main__":
