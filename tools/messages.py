@@ -59,6 +59,21 @@ EXTRA = [
     "grids",
     "addresses",
     "buildings",
+    # base-data vocabulary shown through _(value)
+    "normal",
+    "damaged",
+    "missing",
+    "removed",
+    "registered",
+    "floating",
+    "foreign",
+    "inside",
+    "outside",
+    "completed",
+    "reported",
+    "applied",
+    "rejected",
+    "conflict",
 ]
 
 

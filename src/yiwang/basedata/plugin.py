@@ -3,9 +3,11 @@ API and its map layers."""
 
 from __future__ import annotations
 
-from yiwang.basedata import routes, routes_actuals, routes_field
+from importlib.resources import files
+
+from yiwang.basedata import pages, routes, routes_actuals, routes_field
 from yiwang.basedata.layers import actual_layers, base_layers
-from yiwang.core.plugins import Permission, Registry, RoleSpec
+from yiwang.core.plugins import NavItem, Permission, Registry, RoleSpec
 
 PERMISSIONS = (
     Permission("basedata.read", "View base data (四标四实)"),
@@ -39,5 +41,11 @@ def register(registry: Registry) -> None:
     registry.add_api_router(routes.router)
     registry.add_api_router(routes_actuals.router)
     registry.add_api_router(routes_field.router)
+    registry.add_page_router(pages.router)
+    registry.add_templates(str(files("yiwang.basedata") / "templates"))
+    registry.add_nav(
+        NavItem("field", "Field work", "/field", permission="basedata.edit", order=30),
+        NavItem("people", "Actual population", "/people", permission="basedata.read", order=40),
+    )
     for layer in [*base_layers(), *actual_layers()]:
         registry.add_layer(layer.name, layer)
