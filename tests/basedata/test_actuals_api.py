@@ -12,6 +12,7 @@ from tests.basedata.test_actuals import an_id
 from tests.conftest import PASSWORD, csrf_from, login
 from yiwang.basedata.locator import forget_locator
 from yiwang.basedata.models import Address, Person
+from yiwang.core.audit.models import AuditRecord
 from yiwang.core.auth import service as users
 from yiwang.core.auth.principal import Principal
 from yiwang.core.db import Database
@@ -115,7 +116,25 @@ async def test_lists_are_masked_and_reveal_needs_the_permission(district: str, c
     found = await client.post(
         "/api/v1/basedata/people/lookup", json={"id_number": number}, headers={"x-csrf-token": csrf}
     )
-    assert found.status_code == 200 and found.json()["id"] == person_id
+    assert found.status_code == 200 and found.json()["person"]["id"] == person_id
+    missing = await client.post(
+        "/api/v1/basedata/people/lookup",
+        json={"id_number": an_id("11010519491231002")},
+        headers={"x-csrf-token": csrf},
+    )
+    # not found is an answer, not an error: the failed lookup's audit record is kept
+    assert missing.status_code == 200 and missing.json() == {"found": False, "person": None}
+    async with db.session() as session:
+        results = (
+            (
+                await session.execute(
+                    select(AuditRecord.result).where(AuditRecord.action == "person.lookup")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(results) == ["failure", "success"]
 
 
 async def test_an_officer_reveals_in_clear(district: str, app, db) -> None:

@@ -93,6 +93,25 @@ async def test_a_match_reports_score_and_elements(streets: Mapped) -> None:
     assert far is not None and far.kind == "address" and far.score < 0.7
 
 
+def test_numbers_are_read_by_level() -> None:
+    read = am.AddressIndex._read_numbers
+    assert read("12号3栋2单元501室") == {
+        "house_number": "12",
+        "building_no": "3",
+        "unit_no": "2",
+        "room_no": "501",
+    }
+    assert read("12-1号") == {"house_number": "12-1"}
+    assert read("12#3栋-2-1604") == {
+        "house_number": "12",
+        "building_no": "3",
+        "unit_no": "2",
+        "room_no": "1604",
+    }
+    # after a compound there is no door number: "3-501" is building 3, room 501
+    assert read("3-501", door=False) == {"building_no": "3", "room_no": "501"}
+
+
 async def test_a_town_name_alone_finds_the_town(streets: Mapped) -> None:
     town = streets.map.towns[0]
     async with streets.db.session() as session:

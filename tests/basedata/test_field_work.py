@@ -146,6 +146,22 @@ async def test_conflicting_updates_are_detected_not_overwritten(field) -> None:
             )
 
 
+async def test_a_version_that_does_not_exist_is_refused(field) -> None:
+    m, clerk = field["m"], field["clerk"]
+    async with m.db.session() as session:
+        with pytest.raises(ValidationFailed) as caught:
+            await updates.update(
+                session,
+                m.settings,
+                clerk,
+                "facility",
+                field["ids"]["F1"],
+                999,
+                {"status": "damaged"},
+            )
+    assert caught.value.field == "base_version"
+
+
 async def test_direct_updates_by_configuration(field) -> None:
     m, worker = field["m"], field["worker"]
     m.settings.basedata_direct_updates = True

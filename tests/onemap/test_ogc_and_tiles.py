@@ -100,6 +100,11 @@ async def test_property_and_datetime_filters(district, client) -> None:
 @pytest.mark.parametrize(
     "query",
     [
+        "limit=0",
+        "limit=100000",
+        "offset=-1",
+        "bbox-crs=http://www.opengis.net/def/crs/EPSG/0/4490",
+        "datetime=0001-01-01T00:00:00+01:00",
         "bbox=1,2,3",
         "bbox=a,b,c,d",
         "bbox=10,50,5,40",
@@ -112,7 +117,15 @@ async def test_bad_parameters_are_400_with_the_parameter_named(district, client,
     await signed_in(client, "leader")
     response = await client.get(f"/ogcapi/collections/grids/items?{query}")
     assert response.status_code == 400
-    assert response.json()["field"] in ("bbox", "datetime", "colour")
+    assert response.json()["field"] in ("bbox", "datetime", "colour", "limit", "offset", "bbox-crs")
+
+
+async def test_a_world_wide_bbox_still_finds_the_points(district, client) -> None:
+    await signed_in(client, "leader")
+    body = (
+        await client.get("/ogcapi/collections/addresses/items?bbox=-180,-90,180,90&limit=5")
+    ).json()
+    assert body["numberReturned"] == 5
 
 
 async def test_unknown_collection_and_feature_are_404(district, client) -> None:
@@ -214,6 +227,18 @@ async def test_without_signing_in_nothing_is_served(district, client) -> None:
     client.headers["accept"] = "application/json"
     assert (await client.get("/ogcapi/collections")).status_code == 401
     assert (await client.get("/tiles/grids/12/3402/1668.mvt")).status_code == 401
+
+
+async def test_locate_shows_only_what_the_caller_may_see(district, client) -> None:
+    await signed_in(client, "wangge")
+    own = standard_map().grids[3]
+    inside = own.geometry.representative_point()
+    body = (await client.get(f"/api/v1/basedata/locate?lon={inside.x}&lat={inside.y}")).json()
+    assert body["grid_code"] == own.code and body["town_code"] == own.parent_code[:9]
+    far = standard_map().grids[-1].geometry.representative_point()
+    body = (await client.get(f"/api/v1/basedata/locate?lon={far.x}&lat={far.y}")).json()
+    assert body["inside"] and body["grid_code"] is None and body["town_code"] is None
+    assert body["nearest_address_code"] is None
 
 
 async def test_match_api_finds_a_town_and_respects_scope(district, client) -> None:

@@ -163,7 +163,7 @@ async def import_people(
     problems: list[RowProblem] = []
     data = PersonalData(settings)
     places = await _check_places(session, actor, rows, problems)
-    houses = await _house_ids(session, {r.house_code for r in rows if r.house_code})
+    houses, houses_grid = await _house_places(session, {r.house_code for r in rows if r.house_code})
     hashes: dict[str, int] = {}
     for r in rows:
         if r.kind not in {k.value for k in PersonKind}:
@@ -171,8 +171,12 @@ async def import_people(
                 RowProblem(r.row, "kind", "Unknown kind of person '{value}'.", {"value": r.kind})
             )
         name = (r.name or "").strip()
-        if not name or len(name) > 40:
-            problems.append(RowProblem(r.row, "name", "A name of 1 to 40 characters is required."))
+        if not name or len(name) > 30:
+            problems.append(RowProblem(r.row, "name", "A name of 1 to 30 characters is required."))
+        if not re.fullmatch(r"[A-Z]{3}", r.nationality or ""):
+            problems.append(
+                RowProblem(r.row, "nationality", "A nationality is a 3-letter ISO 3166 code (CHN).")
+            )
         id_number = (r.id_number or "").strip().upper()
         if r.kind == PersonKind.FOREIGN.value:
             if not re.fullmatch(r"[A-Z0-9]{5,20}", id_number):
@@ -205,6 +209,14 @@ async def import_people(
                 RowProblem(
                     r.row, "house_code", "No house with code '{code}'.", {"code": r.house_code}
                 )
+            )
+        elif (
+            r.house_code
+            and r.address_code in places
+            and (houses_grid.get(r.house_code) != places[r.address_code].grid_id)
+        ):
+            problems.append(
+                RowProblem(r.row, "house_code", "The house is not at the person's address.")
             )
     known: set[str] = set()
     keys = sorted(hashes)
@@ -257,6 +269,24 @@ async def import_people(
         details={"count": len(values), **(audit_details or {})},
     )
     return len(values)
+
+
+async def _house_places(
+    session: AsyncSession, codes: set[str]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """House ids and grids by code."""
+    ids: dict[str, int] = {}
+    grids: dict[str, int] = {}
+    wanted = sorted(codes)
+    for start in range(0, len(wanted), 900):
+        rows = await session.execute(
+            select(House.code, House.id, House.grid_id).where(
+                House.code.in_(wanted[start : start + 900])
+            )
+        )
+        for code, hid, grid in rows.all():
+            ids[code], grids[code] = int(hid), int(grid)
+    return ids, grids
 
 
 async def _house_ids(session: AsyncSession, codes: set[str]) -> dict[str, int]:
@@ -323,7 +353,7 @@ async def list_people(
             "kind": kind,
             "offset": offset,
             "returned": len(cards),
-            "ids": [c.id for c in cards][:200],
+            "ids": [c.id for c in cards],
         },
     )
     return cards, int(total)
@@ -557,6 +587,12 @@ async def import_units(
             )
         if not r.name.strip() or len(r.name) > 128:
             problems.append(RowProblem(r.row, "name", "A name of 1 to 128 characters is required."))
+        if r.industry and len(r.industry) > 64:
+            problems.append(RowProblem(r.row, "industry", "At most {n} characters.", {"n": 64}))
+        if r.legal_rep and len(r.legal_rep.strip()) > 30:
+            problems.append(RowProblem(r.row, "legal_rep", "At most {n} characters.", {"n": 30}))
+        if r.employees is not None and not 0 <= r.employees <= 10_000_000:
+            problems.append(RowProblem(r.row, "employees", "The number is not plausible."))
         if r.phone and not PHONE_RE.match(r.phone.strip()):
             problems.append(
                 RowProblem(r.row, "phone", "'{value}' is not a phone number.", {"value": r.phone})

@@ -45,6 +45,7 @@ from yiwang.geo.coords import haversine_m
 
 RECHECK_SECONDS = 3.0
 _NUMBERS = re.compile(r"(\d+)(号|栋|单元|室|层|楼|#|-)?")
+_SUB_NUMBER = re.compile(r"^(\d+)-(\d+)号")
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,7 @@ class AddressIndex:
         road_id, road_end, road_kind = None, -1, ""
         place_end = -1
         compound = None
+        compound_end = -1
         for end, (key, values) in found:
             kinds = {k for k, _ in values}
             if "road" in kinds or "alias" in kinds:
@@ -179,6 +181,7 @@ class AddressIndex:
                     elements["road"] = self.road_names[rid]
             elif "compound" in kinds:
                 compound = key
+                compound_end = end
                 elements["compound"] = key
             elif OrgKind.COMMUNITY.value in kinds:
                 ids = [v for k, v in values if k == OrgKind.COMMUNITY.value]
@@ -214,7 +217,12 @@ class AddressIndex:
         if road_id is not None:
             return self._on_road(road_id, road_kind, numbers, elements, town, community)
         if compound is not None:
-            return self._in_compound(compound, numbers, elements, town, community)
+            # no road: the numbers after the compound are building, unit, room
+            after = self._read_numbers(_leading_numeral(clean[compound_end + 1 :]), door=False)
+            for key in ("house_number", "building_no", "unit_no", "room_no"):
+                elements.pop(key, None)
+            elements.update(after)
+            return self._in_compound(compound, after, elements, town, community)
         place = community if community is not None else town
         if place is not None:
             area = self.areas[place]
@@ -235,9 +243,15 @@ class AddressIndex:
         return [self.match(t) for t in texts]
 
     @staticmethod
-    def _read_numbers(rest: str) -> dict[str, str]:
+    def _read_numbers(rest: str, *, door: bool = True) -> dict[str, str]:
+        """The numbers after a road (``door``: the first is the door number) or after a
+        compound (no door number: the first is the building)."""
         out: dict[str, str] = {}
         plain: list[str] = []
+        sub = _SUB_NUMBER.match(rest) if door else None
+        if sub is not None:  # "12-1号": one door number with a sub-number
+            out["house_number"] = f"{sub.group(1)}-{sub.group(2)}"
+            rest = rest[sub.end() :]
         for value, marker in _NUMBERS.findall(rest):
             if marker == "栋" and "building_no" not in out:
                 out["building_no"] = value
@@ -252,7 +266,12 @@ class AddressIndex:
             else:
                 plain.append(value)
         # unmarked numbers fill the levels in order: door, building, unit, room
-        for slot in ("house_number", "building_no", "unit_no", "room_no"):
+        slots = (
+            ("house_number", "building_no", "unit_no", "room_no")
+            if door
+            else ("building_no", "unit_no", "room_no")
+        )
+        for slot in slots:
             if slot not in out and plain:
                 if slot == "unit_no" and len(plain) == 1 and "room_no" not in out:
                     out["room_no"] = plain.pop(0)  # "3-501": building 3, room 501

@@ -176,8 +176,10 @@ async def import_areas(
     *,
     tolerance_m2: float = DEFAULT_TOLERANCE_M2,
 ) -> ImportResult:
-    """Check every row, then create or replace the areas (and their org nodes) in one go."""
+    """Check every row, then create or replace the areas (and their org nodes) in one go.
+    Areas are org nodes, so this is the org tree's administrator's work as well."""
     actor.require("basedata.manage")
+    actor.require("orgs.manage")
     problems: list[RowProblem] = []
     rows = sorted(rows, key=lambda r: (AREA_KINDS.index(r.kind), r.row))
     parent_codes = {r.parent_code for r in rows if r.parent_code}
@@ -389,9 +391,20 @@ async def _number_grids(
         )
         taken |= set(stored.scalars())
         used = {int(c[-3:]) for c in taken if c and len(c) == 15}
-        free = (n for n in range(1, 1000) if n not in used)
-        for position in reading_order([r.geometry for r in items]):
-            items[position].code = f"{community}{next(free):03d}"
+        free = [n for n in range(1, 1000) if n not in used]
+        if len(free) < len(items):
+            raise InvalidRows(
+                [
+                    RowProblem(
+                        items[0].row,
+                        "code",
+                        "Community {code} has no free grid numbers left (001-999).",
+                        {"code": community},
+                    )
+                ]
+            )
+        for number, position in zip(free, reading_order([r.geometry for r in items]), strict=False):
+            items[position].code = f"{community}{number:03d}"
 
 
 async def _write(

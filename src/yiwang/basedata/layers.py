@@ -24,10 +24,12 @@ from yiwang.basedata.geometry import from_wkb
 from yiwang.basedata.locator import AreaLocator, get_locator
 from yiwang.basedata.models import Address, Area, Building, Road
 from yiwang.core.auth.principal import Principal
+from yiwang.core.errors import BadParameter
 from yiwang.core.orgs.models import OrgKind, OrgNode
 from yiwang.geo.cells import bbox_ranges
 from yiwang.geo.layers import BBox, Item, ItemPage, ItemQuery
 
+PARENT = OrgNode.__table__.alias("parent")
 #: Most items a tile of points or footprints carries; beyond it the tile is thinned.
 TILE_ITEM_LIMIT = 20_000
 
@@ -88,7 +90,7 @@ class AreaLayer:
         return None if row[0] is None else (row[0], row[1], row[2], row[3])
 
     def _select(self, principal: Principal) -> Select[Any]:
-        parent = OrgNode.__table__.alias("parent")
+        parent = PARENT
         stmt = (
             select(Area, OrgNode.name, OrgNode.path, parent.c.code)
             .join(OrgNode, OrgNode.id == Area.org_id)
@@ -125,6 +127,7 @@ class AreaLayer:
     ) -> ItemPage:
         principal.require(self.permission)
         stmt = self._select(principal)
+        parent = PARENT
         if query.bbox is not None:
             x0, y0, x1, y1 = query.bbox
             stmt = stmt.where(
@@ -134,7 +137,7 @@ class AreaLayer:
         for key, value in query.filters.items():
             column = {"code": Area.code, "name": OrgNode.name, "grid_type": Area.grid_type}.get(key)
             if key == "parent_code":
-                stmt = stmt.where(OrgNode.code.startswith(value))
+                stmt = stmt.where(parent.c.code == value)
             elif column is not None:
                 stmt = stmt.where(column == value)
         total = (
@@ -370,8 +373,8 @@ class BuildingLayer:
         stmt = stmt.where(*_time_filter(Building.updated_at, query))
         for key, value in query.filters.items():
             if key == "floors":
-                if not value.isdigit():
-                    continue
+                if not value.isdecimal() or int(value) > 1000:
+                    raise BadParameter("floors must be a whole number up to 1000.", field="floors")
                 stmt = stmt.where(Building.floors == int(value))
             elif key in self.queryables:
                 stmt = stmt.where(getattr(Building, key) == value)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query
+from fastapi import APIRouter, Depends, Form, Path, Query
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
@@ -18,6 +18,7 @@ from yiwang.web.context import Ctx, requires
 from yiwang.web.templating import render_page
 
 router = APIRouter(include_in_schema=False)
+Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 PAGE = 50
 
 
@@ -61,7 +62,7 @@ def _back(note: str) -> RedirectResponse:
 
 @router.post("/field/checkin/{task_id}")
 async def field_checkin(
-    task_id: int,
+    task_id: Id,
     lon: Annotated[float, Form(ge=-180, le=180)],
     lat: Annotated[float, Form(ge=-90, le=90)],
     note: Annotated[str, Form(max_length=500)] = "",
@@ -87,7 +88,7 @@ async def field_complete(
 
 @router.post("/field/report/{facility_id}")
 async def field_report(
-    facility_id: int,
+    facility_id: Id,
     version: Annotated[int, Form(ge=1)],
     status: Annotated[str, Form(max_length=16)],
     reason: Annotated[str, Form(max_length=500)] = "",
@@ -111,7 +112,7 @@ async def field_report(
 
 @router.post("/field/decide/{proposal_id}")
 async def field_decide(
-    proposal_id: int,
+    proposal_id: Id,
     approve: Annotated[str, Form(pattern="^(yes|no)$")],
     ctx: Ctx = Depends(requires("basedata.approve", page=True), scope="function"),
 ) -> Response:
@@ -152,7 +153,7 @@ async def person_page(
 
 @router.post("/people/{person_id}/reveal")
 async def person_reveal(
-    person_id: int,
+    person_id: Id,
     reason: Annotated[str, Form(min_length=2, max_length=200)],
     ctx: Ctx = Depends(requires("people.reveal", page=True), scope="function"),
 ) -> Response:

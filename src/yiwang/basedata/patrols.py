@@ -30,6 +30,28 @@ async def _grid_label(session: AsyncSession, principal: Principal, grid_id: int)
     return label.code
 
 
+async def _may_patrol(session: AsyncSession, actor: Principal, grid_id: int, user_id: int) -> bool:
+    """The user is active, works at the grid or above it, and within the actor's scope."""
+    from yiwang.core.auth.models import User
+    from yiwang.core.orgs.models import OrgNode
+
+    row = (
+        await session.execute(
+            select(OrgNode.path)
+            .join(User, User.org_id == OrgNode.id)
+            .where(User.id == user_id, User.active.is_(True))
+        )
+    ).first()
+    if row is None:
+        return False
+    user_path = row[0]
+    grid = (await get_locator(session)).labels.get(grid_id)
+    in_actor_scope = actor.scope.covers_path(user_path) or any(
+        p.startswith(user_path) for p in actor.scope.paths
+    )
+    return grid is not None and grid.path.startswith(user_path) and in_actor_scope
+
+
 async def create_task(
     session: AsyncSession,
     actor: Principal,
@@ -44,6 +66,10 @@ async def create_task(
         raise ValidationFailed("A title of 1 to 200 characters is required.", field="title")
     if due_at <= utcnow():
         raise ValidationFailed("The due date must be in the future.", field="due_at")
+    if assigned_to is not None and not await _may_patrol(session, actor, grid_id, assigned_to):
+        raise ValidationFailed(
+            "The assignee must be an active user responsible for the grid.", field="assigned_to"
+        )
     task = PatrolTask(
         grid_id=grid_id,
         title=title.strip(),
@@ -137,8 +163,13 @@ async def complete(session: AsyncSession, actor: Principal, task_id: int) -> Pat
     task = await _task(session, actor, task_id)
     if task.status != "open":
         raise Conflict("The patrol is finished already.", field="task_id")
+    # the one who was there finishes: a check-in inside the grid by the assignee (or, for an
+    # unassigned patrol, by whoever finishes it)
+    who = task.assigned_to if task.assigned_to is not None else actor.user_id
     been = await session.execute(
-        select(CheckIn.id).where(CheckIn.task_id == task.id, CheckIn.inside_grid.is_(True)).limit(1)
+        select(CheckIn.id)
+        .where(CheckIn.task_id == task.id, CheckIn.inside_grid.is_(True), CheckIn.user_id == who)
+        .limit(1)
     )
     if been.first() is None:
         raise ValidationFailed(

@@ -124,19 +124,28 @@ async def locate(
     lon, lat = to_wgs84(lon, lat, crs)
     locator = await get_locator(ctx.session)
     place = locator.locate(lon, lat)
-    grid_label = locator.labels.get(place.grid_id or 0)
-    visible = grid_label is not None and _visible(ctx.principal, grid_label.path)
+    principal = ctx.principal
+
+    def shown(org_id: int | None) -> str | None:
+        """A code the caller may see: in their scope or above it (their own town)."""
+        label = locator.labels.get(org_id or 0)
+        if label is None:
+            return None
+        above = any(p.startswith(label.path) for p in principal.scope.paths)
+        return label.code if _visible(principal, label.path) or above else None
+
     out = PlaceOut(
         lon=lon,
         lat=lat,
         inside=place.inside,
-        town_code=place.town,
-        community_code=place.community,
-        grid_code=place.grid,
+        town_code=shown(place.town_id),
+        community_code=shown(place.community_id),
+        grid_code=shown(place.grid_id),
     )
-    if visible:
+    if out.grid_code is not None:
         nearest = await address_match.nearest_address(ctx.session, lon, lat)
-        if nearest is not None:
+        near_grid = locator.labels.get(nearest.grid_id) if nearest is not None else None
+        if nearest is not None and near_grid and _visible(principal, near_grid.path):
             out.nearest_address_code = nearest.code
             out.nearest_address = nearest.name
             out.distance_m = round(nearest.distance_m, 1)

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from yiwang.basedata import actuals
 from yiwang.basedata.models import Address, Unit
-from yiwang.core.errors import InvalidRows, NotFound, RowProblem, ValidationFailed
+from yiwang.core.errors import InvalidRows, RowProblem, ValidationFailed
 from yiwang.geo.files import MAX_FILE_BYTES
 from yiwang.web.context import Ctx, requires
 
@@ -108,14 +108,19 @@ async def reveal(
     return _out(card)
 
 
+class LookupOut(BaseModel):
+    found: bool
+    person: PersonOut | None = None
+
+
 @router.post("/people/lookup", summary="Find a person by ID number (exact; audited)")
 async def lookup(
     body: LookupIn, ctx: Ctx = Depends(requires("basedata.read"), scope="function")
-) -> PersonOut:
+) -> LookupOut:
+    """Answers 200 whether found or not: the audit record of a failed lookup must be kept,
+    and an error status would roll it back with the request's transaction."""
     card = await actuals.find_person(ctx.session, ctx.settings, ctx.principal, body.id_number)
-    if card is None:
-        raise NotFound(params={"object": "person"})
-    return _out(card)
+    return LookupOut(found=card is not None, person=_out(card) if card else None)
 
 
 async def _csv_rows(
@@ -195,7 +200,7 @@ async def import_units(
     problems = []
     for n, r in await _csv_rows(file, ("credit_code", "name", "kind", "address_code")):
         employees = r.get("employees") or ""
-        if employees and not employees.isdigit():
+        if employees and (not employees.isdecimal() or int(employees) > 10_000_000):
             problems.append(
                 RowProblem(n, "employees", "'{value}' is not a number.", {"value": employees})
             )

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from yiwang.basedata import patrols, updates
 from yiwang.basedata.models import Proposal
+from yiwang.core.errors import ValidationFailed
 from yiwang.web.context import Ctx, requires
 
 router = APIRouter(prefix="/api/v1/basedata", tags=["Base data: field work"])
@@ -146,7 +147,7 @@ async def proposals(
     ctx: Ctx = Depends(requires("basedata.read"), scope="function"),
     status: Annotated[str | None, Query(pattern="^(pending|applied|rejected|conflict)$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     stmt = select(Proposal)
     if not ctx.principal.scope.everything:
@@ -227,8 +228,10 @@ async def record_as_of(
     as_of: Annotated[datetime | None, Query(description="RFC 3339; default now")] = None,
 ) -> dict[str, Any]:
     when = as_of or datetime.now(UTC)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
+    try:
+        when = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ValidationFailed("The date is out of range.", field="as_of") from None
     return await updates.as_of(ctx.session, ctx.principal, record_type, record_id, when)
 
 
@@ -248,7 +251,7 @@ async def list_patrols(
     ctx: Ctx = Depends(requires("basedata.read"), scope="function"),
     status: Annotated[str | None, Query(pattern="^(open|done)$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     tasks, total = await patrols.list_tasks(
         ctx.session, ctx.principal, status=status, limit=limit, offset=offset

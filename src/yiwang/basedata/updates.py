@@ -188,6 +188,12 @@ async def _apply(
     proposal: Proposal | None,
 ) -> Change:
     """Write the change (or raise ``Conflict``), its history row and its audit record."""
+    if base_version > record.version:
+        raise ValidationFailed(
+            "Version {version} of this record does not exist (it is at {current}).",
+            field="base_version",
+            params={"version": base_version, "current": record.version},
+        )
     if record.version != base_version:
         since = await session.execute(
             select(Change.new).where(
@@ -271,7 +277,15 @@ async def propose(
     otherwise it waits for the grid's community."""
     actor.require("basedata.edit")
     clean = validate_changes(record_type, changes)
-    record = await _record(session, actor, record_type, record_id)
+    # applied at once: lock the row so that two direct updates cannot both write N + 1
+    direct = settings.basedata_direct_updates
+    record = await _record(session, actor, record_type, record_id, lock=direct)
+    if base_version > record.version:
+        raise ValidationFailed(
+            "Version {version} of this record does not exist (it is at {current}).",
+            field="base_version",
+            params={"version": base_version, "current": record.version},
+        )
     data = PersonalData(settings) if _kind(record_type).sealed else None
     proposal = Proposal(
         record_type=record_type,
@@ -300,7 +314,7 @@ async def propose(
         record_id,
         details={"proposal": proposal.id, "fields": sorted(clean)},
     )
-    if settings.basedata_direct_updates:
+    if direct:
         await _decide(session, settings, actor, proposal, record, approve=True, note="direct")
     else:
         await events.publish(
@@ -412,6 +426,8 @@ async def history(
 ) -> list[Change]:
     principal.require("basedata.read")
     await _record(session, principal, record_type, record_id)
+    if record_type == "person":  # a person's history is personal data
+        await audit.record(session, principal, "person.history", "person", record_id)
     rows = await session.execute(
         select(Change)
         .where(Change.record_type == record_type, Change.record_id == record_id)
@@ -431,6 +447,15 @@ async def as_of(
     later change undone, newest first. Sealed fields show their masked form."""
     principal.require("basedata.read")
     record = await _record(session, principal, record_type, record_id)
+    if record_type == "person":
+        await audit.record(
+            session,
+            principal,
+            "person.read",
+            "person",
+            record_id,
+            details={"as_of": when.isoformat()},
+        )
     later = await session.execute(
         select(Change)
         .where(

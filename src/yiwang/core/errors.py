@@ -120,3 +120,11 @@ class RowProblem:
 
     def __repr__(self) -> str:
         return f"RowProblem(row={self.row}, field={self.field!r}, message={self.text!r})"
+
+
+class BadParameter(ValidationFailed):
+    """A query parameter that standards answer with 400 (OGC API - Features)."""
+
+    code = "invalid_parameter"
+    status = 400
+    message = "A query parameter is not valid."

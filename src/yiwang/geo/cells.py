@@ -109,7 +109,10 @@ def disk_ranges(lon: float, lat: float, radius_m: float) -> list[tuple[int, int]
 def bbox_ranges(
     min_lon: float, min_lat: float, max_lon: float, max_lat: float
 ) -> list[tuple[int, int]]:
-    """Ranges of stored ids that include every point inside the box."""
+    """Ranges of stored ids that include every point inside the box. Boxes wider than a
+    hemisphere (H3 would read them as crossing the antimeridian) give the whole range."""
+    if max_lon - min_lon >= 90 or max_lat - min_lat >= 60:
+        return [(0, (1 << 63) - 1)]
     height = (max_lat - min_lat) * math.pi / 180 * EARTH_RADIUS_M
     mid = math.cos(math.radians((min_lat + max_lat) / 2))
     width = (max_lon - min_lon) * math.pi / 180 * EARTH_RADIUS_M * mid

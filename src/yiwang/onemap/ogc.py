@@ -14,19 +14,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from shapely.geometry import mapping
 
-from yiwang.core.errors import NotFound, ValidationFailed
+from yiwang.core.errors import BadParameter, NotFound
 from yiwang.geo.layers import Item, ItemQuery, Layer
 from yiwang.onemap.service import TileCache, layer_for, layers_for, render_tile
 from yiwang.web.context import Ctx, api_ctx
-
-
-class BadParameter(ValidationFailed):
-    """OGC API - Features answers an invalid query parameter with 400 (not 422)."""
-
-    code = "invalid_parameter"
-    status = 400
-    message = "A query parameter is not valid."
-
 
 router = APIRouter(tags=["OGC API - Features"])
 tiles_router = APIRouter(tags=["Vector tiles"])
@@ -190,12 +181,13 @@ def _parse_instant(text: str) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         raise BadParameter(
             "datetime is an RFC 3339 instant or an interval start/end ('..' for open).",
             field="datetime",
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value
 
 
 def _parse_datetime(text: str | None) -> tuple[datetime | None, datetime | None] | None:
@@ -209,6 +201,18 @@ def _parse_datetime(text: str | None) -> tuple[datetime | None, datetime | None]
         return a, b
     instant = _parse_instant(text)
     return instant, instant
+
+
+def _parse_int(text: str | None, name: str, default: int, low: int, high: int) -> int:
+    if text is None:
+        return default
+    if not text.isdecimal() or not low <= int(text) <= high:
+        raise BadParameter(
+            "{name} must be a whole number from {low} to {high}.",
+            field=name,
+            params={"name": name, "low": low, "high": high},
+        )
+    return int(text)
 
 
 def _feature(item: Item, url: str) -> dict[str, Any]:
@@ -227,11 +231,18 @@ async def items(
     collection_id: CollectionId,
     ctx: Ctx = Depends(api_ctx, scope="function"),
     bbox: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-    offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
+    limit_: Annotated[str | None, Query(alias="limit", max_length=12)] = None,
+    offset_: Annotated[str | None, Query(alias="offset", max_length=12)] = None,
     datetime_: Annotated[str | None, Query(alias="datetime", max_length=100)] = None,
+    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=200)] = None,
 ) -> JSONResponse:
     layer = layer_for(ctx.registry, ctx.principal, collection_id)
+    limit = _parse_int(limit_, "limit", 100, 1, MAX_LIMIT)
+    offset = _parse_int(offset_, "offset", 0, 0, 100_000_000)
+    if bbox_crs not in (None, CRS84):
+        raise BadParameter(
+            "Only bbox-crs {crs} is supported.", field="bbox-crs", params={"crs": CRS84}
+        )
     filters = {}
     for key, value in request.query_params.items():
         if key in STANDARD_PARAMS:
