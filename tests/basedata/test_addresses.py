@@ -135,3 +135,64 @@ async def test_road_names_are_unique(mapped: Mapped) -> None:
                 ],
             )
     assert caught.value.problems[0].field == "name"
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "shapefile", "csv"])
+async def test_exported_roads_and_addresses_import_into_an_empty_database(
+    mapped: Mapped, fmt: str, db_factory
+) -> None:
+    from tests.basedata.conftest import DISTRICT, _copy, standard_map
+    from yiwang.basedata import areas
+    from yiwang.basedata.locator import forget_locator
+    from yiwang.core.bootstrap import seed
+    from yiwang.core.plugins import get_registry
+    from yiwang.demo.streets import address_rows, build_streets, road_rows
+    from yiwang.geo import files
+
+    built = build_streets(mapped.map, 3, addresses=600)
+    async with mapped.db.session() as session:
+        await addresses.import_roads(session, SYSTEM, road_rows(built))
+        await addresses.import_addresses(session, SYSTEM, address_rows(built))
+    async with mapped.db.session() as session:
+        roads = await addresses.export_roads(session, SYSTEM)
+        points = await addresses.export_addresses(session, SYSTEM)
+
+    def round_trip(features, fields, columns):  # type: ignore[no-untyped-def]
+        if fmt == "geojson":
+            return files.read_geojson(files.write_geojson(features))
+        if fmt == "csv":
+            return files.read_csv(files.write_csv(features, columns))
+        zipped = files.write_shapefile_zip(
+            addresses.shorten(features, fields), addresses.shapefile_columns(fields), name="x"
+        )
+        return files.read_shapefile_zip(zipped)
+
+    other = await db_factory()
+    forget_locator()
+    await seed(other.db, other.settings, get_registry())
+    async with other.db.session() as session:
+        await areas.set_district_outline(session, SYSTEM, DISTRICT, standard_map().outline)
+        await areas.import_areas(session, SYSTEM, [_copy(r) for r in standard_map().rows])
+    road_columns = [f[0] for f in addresses.ROAD_FIELDS]
+    address_columns = [f[0] for f in addresses.ADDRESS_FIELDS]
+    async with other.db.session() as session:
+        await addresses.import_roads(
+            session,
+            SYSTEM,
+            addresses.road_rows(round_trip(roads, addresses.ROAD_FIELDS, road_columns)),
+        )
+    forget_locator()
+    async with other.db.session() as session:
+        await addresses.import_addresses(
+            session,
+            SYSTEM,
+            addresses.address_rows(round_trip(points, addresses.ADDRESS_FIELDS, address_columns)),
+        )
+    async with other.db.session() as session:
+        again = await addresses.export_addresses(session, SYSTEM)
+        roads_again = await addresses.export_roads(session, SYSTEM)
+    assert [f.properties for f in again] == [f.properties for f in points]
+    assert all(
+        a.geometry.equals_exact(b.geometry, 1e-9) for a, b in zip(again, points, strict=True)
+    )
+    assert [f.properties for f in roads_again] == [f.properties for f in roads]

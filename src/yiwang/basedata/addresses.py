@@ -30,6 +30,7 @@ from yiwang.core.events import service as events
 from yiwang.core.orgs.models import OrgKind, OrgNode
 from yiwang.core.timeutil import utcnow
 from yiwang.geo.cells import cells_of
+from yiwang.geo.files import Feature
 
 CHUNK = 5000
 CODE_RE = re.compile(r"^[0-9A-Z]{6,32}$")
@@ -355,3 +356,169 @@ async def get_address(session: AsyncSession, principal: Principal, address_id: i
         raise NotFound(params={"object": "address", "id": address_id})
     principal.require_in_scope(row[1])
     return row[0]
+
+
+# --- files: export and import ------------------------------------------------------------
+
+#: Shapefile field names stop at 10 characters.
+ADDRESS_FIELDS = (
+    ("code", "code", "C", 32),
+    ("level", "level", "C", 16),
+    ("road", "road", "C", 64),
+    ("house_number", "house_no", "C", 16),
+    ("compound", "compound", "C", 64),
+    ("building_no", "bldg_no", "C", 16),
+    ("parent_code", "parent", "C", 32),
+    ("use", "use", "C", 16),
+    ("floors", "floors", "N", 6),
+)
+ROAD_FIELDS = (
+    ("code", "code", "C", 32),
+    ("name", "name", "C", 64),
+    ("town_code", "town", "C", 16),
+    ("aliases", "aliases", "C", 200),
+)
+_LONG = {short: long for long, short, _, _ in (*ADDRESS_FIELDS, *ROAD_FIELDS)}
+
+
+def shapefile_columns(fields: tuple[tuple[str, str, str, int], ...]) -> list[tuple[str, str, int]]:
+    return [(short, kind, size) for _, short, kind, size in fields]
+
+
+def shorten(
+    features: list[Feature], fields: tuple[tuple[str, str, str, int], ...]
+) -> list[Feature]:
+    """The same features with Shapefile field names."""
+    return [
+        Feature(f.row, f.geometry, {short: f.properties.get(long) for long, short, _, _ in fields})
+        for f in features
+    ]
+
+
+async def export_roads(session: AsyncSession, principal: Principal) -> list[Feature]:
+    principal.require("basedata.read")
+    town = OrgNode.__table__.alias("town")
+    rows = await session.execute(
+        select(Road, town.c.code).outerjoin(town, town.c.id == Road.town_id).order_by(Road.code)
+    )
+    return [
+        Feature(
+            n,
+            shapely.from_wkb(r.geometry),
+            {
+                "code": r.code,
+                "name": r.name,
+                "town_code": town_code,
+                "aliases": ",".join(r.aliases or []),
+            },
+        )
+        for n, (r, town_code) in enumerate(rows.all(), start=1)
+    ]
+
+
+async def export_addresses(session: AsyncSession, principal: Principal) -> list[Feature]:
+    """Standard addresses in the principal's scope, with what an import reads back."""
+    principal.require("basedata.read")
+    parent = Address.__table__.alias("parent")
+    stmt = (
+        select(Address, Road.name, parent.c.code, Building.use, Building.floors)
+        .join(Road, Road.id == Address.road_id)
+        .outerjoin(parent, parent.c.id == Address.parent_id)
+        .outerjoin(Building, Building.id == Address.building_id)
+        .order_by(Address.code)
+    )
+    if not principal.scope.everything:
+        stmt = stmt.where(Address.grid_id.in_(principal.scope.org_ids()))
+    out = []
+    for n, (a, road, parent_code, use, floors) in enumerate((await session.execute(stmt)).all(), 1):
+        out.append(
+            Feature(
+                n,
+                shapely.Point(a.lon, a.lat),
+                {
+                    "code": a.code,
+                    "level": a.level,
+                    "road": road,
+                    "house_number": a.house_number,
+                    "compound": a.compound,
+                    "building_no": a.building_no,
+                    "parent_code": parent_code,
+                    "use": use,
+                    "floors": floors,
+                    "full_name": a.full_name,
+                },
+            )
+        )
+    return out
+
+
+def _text(props: dict[str, Any], key: str) -> str | None:
+    value = props.get(key)
+    text = "" if value is None else str(value).strip()
+    return text or None
+
+
+def road_rows(features: list[Feature]) -> list[RoadRow]:
+    out = []
+    for f in features:
+        p = {_LONG.get(str(k).lower(), str(k).lower()): v for k, v in f.properties.items()}
+        aliases = [a for a in (_text(p, "aliases") or "").split(",") if a]
+        out.append(
+            RoadRow(
+                f.row,
+                _text(p, "code") or "",
+                _text(p, "name") or "",
+                _text(p, "town_code"),
+                f.geometry,
+                aliases,
+            )
+        )
+    return out
+
+
+def address_rows(features: list[Feature]) -> list[AddressRow]:
+    """Address rows from file features (points; properties as ``export_addresses`` writes
+    them, long or Shapefile names). Rows with a bad level, floors or no point are named."""
+    out, problems = [], []
+    for f in features:
+        p = {_LONG.get(str(k).lower(), str(k).lower()): v for k, v in f.properties.items()}
+        if f.geometry is None or f.geometry.geom_type != "Point":
+            problems.append(RowProblem(f.row, "geometry", "An address needs a point."))
+            continue
+        level = _text(p, "level") or AddressLevel.DOOR.value
+        if level not in {lv.value for lv in AddressLevel}:
+            problems.append(
+                RowProblem(f.row, "level", "Unknown address level '{value}'.", {"value": level})
+            )
+            continue
+        use = _text(p, "use")
+        if use is not None and use not in {u.value for u in BuildingUse}:
+            problems.append(RowProblem(f.row, "use", "Unknown use '{value}'.", {"value": use}))
+            continue
+        floors_text = _text(p, "floors")
+        if floors_text is not None:
+            floors_text = floors_text.removesuffix(".0")
+            if not floors_text.isdecimal() or not 0 < int(floors_text) <= 300:
+                problems.append(RowProblem(f.row, "floors", "The number is not plausible."))
+                continue
+        out.append(
+            AddressRow(
+                f.row,
+                _text(p, "code") or "",
+                _text(p, "road") or "",
+                _text(p, "house_number") or "",
+                f.geometry.x,
+                f.geometry.y,
+                AddressLevel(level),
+                _text(p, "compound"),
+                _text(p, "building_no"),
+                None,
+                None,
+                _text(p, "parent_code"),
+                BuildingUse(use) if use else None,
+                int(floors_text) if floors_text else None,
+            )
+        )
+    if problems:
+        raise InvalidRows(problems)
+    return out

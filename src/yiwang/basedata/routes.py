@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from yiwang.basedata import address_match, areas
+from yiwang.basedata import address_match, addresses, areas
 from yiwang.basedata.locator import get_locator
 from yiwang.basedata.models import Area
 from yiwang.core.auth.principal import Principal
@@ -182,6 +182,93 @@ async def export_areas(
         media_type=media,
         headers={"content-disposition": f'attachment; filename="{kind}.{fmt}"'},
     )
+
+
+Fmt = Annotated[str, Path(pattern="^(geojson|csv|zip)$")]
+Fields = tuple[tuple[str, str, str, int], ...]
+
+
+@router.get("/roads.{fmt}", summary="Export roads", response_class=Response)
+async def export_roads(
+    fmt: Fmt, ctx: Ctx = Depends(requires("basedata.read"), scope="function")
+) -> Response:
+    return await _export(ctx, "roads", fmt)
+
+
+@router.get("/addresses.{fmt}", summary="Export standard addresses", response_class=Response)
+async def export_addresses(
+    fmt: Fmt, ctx: Ctx = Depends(requires("basedata.read"), scope="function")
+) -> Response:
+    return await _export(ctx, "addresses", fmt)
+
+
+async def _export(ctx: Ctx, what: str, fmt: str) -> Response:
+    """GeoJSON, CSV (lon/lat columns) or a zipped Shapefile (short field names)."""
+    fields: Fields
+    if what == "roads":
+        features = await addresses.export_roads(ctx.session, ctx.principal)
+        fields = addresses.ROAD_FIELDS
+    else:
+        features = await addresses.export_addresses(ctx.session, ctx.principal)
+        fields = addresses.ADDRESS_FIELDS
+    if fmt == "geojson":
+        body, media = files.write_geojson(features), "application/geo+json"
+    elif fmt == "csv":
+        columns = [long for long, _, _, _ in fields]
+        body, media = files.write_csv(features, columns), "text/csv; charset=utf-8"
+    else:
+        body = files.write_shapefile_zip(
+            addresses.shorten(features, fields), addresses.shapefile_columns(fields), name=what
+        )
+        media = "application/zip"
+    return Response(
+        body,
+        media_type=media,
+        headers={"content-disposition": f'attachment; filename="{what}.{fmt}"'},
+    )
+
+
+class CountOut(BaseModel):
+    imported: int
+
+
+Upload = Annotated[UploadFile, File(description="GeoJSON, CSV (lon/lat or wkt) or zip")]
+
+
+@router.post("/roads/import", summary="Import roads (all or nothing)")
+async def import_roads(
+    file: Upload,
+    crs: Annotated[CRS, Form()] = CRS.WGS84,
+    ctx: Ctx = Depends(requires("basedata.manage"), scope="function"),
+) -> CountOut:
+    return await _import(ctx, "roads", file, crs)
+
+
+@router.post("/addresses/import", summary="Import standard addresses (all or nothing)")
+async def import_addresses(
+    file: Upload,
+    crs: Annotated[CRS, Form()] = CRS.WGS84,
+    ctx: Ctx = Depends(requires("basedata.manage"), scope="function"),
+) -> CountOut:
+    return await _import(ctx, "addresses", file, crs)
+
+
+async def _import(ctx: Ctx, what: str, file: UploadFile, crs: CRS) -> CountOut:
+    data = await file.read(MAX_UPLOAD + 1)
+    if len(data) > MAX_UPLOAD:
+        raise ValidationFailed(
+            "The file is larger than {mib} MiB.", field="file", params={"mib": MAX_UPLOAD >> 20}
+        )
+    features = files.read_any(data, file.filename or "upload", crs=crs)
+    if what == "roads":
+        done = await addresses.import_roads(
+            ctx.session, ctx.principal, addresses.road_rows(features)
+        )
+        return CountOut(imported=done.roads)
+    done = await addresses.import_addresses(
+        ctx.session, ctx.principal, addresses.address_rows(features)
+    )
+    return CountOut(imported=done.addresses)
 
 
 class ImportOut(BaseModel):

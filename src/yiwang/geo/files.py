@@ -367,7 +367,8 @@ def write_shapefile_zip(
             if f.geometry is None:
                 writer.null()
             else:
-                writer.shape(mapping(f.geometry))
+                # lists, not tuples: pyshp 3 reads a Point's tuple coordinates as nothing
+                writer.shape(json.loads(shapely.to_geojson(f.geometry)))
             writer.record(*[_dbf_value(f.properties.get(col), kind) for col, kind, _ in columns])
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
