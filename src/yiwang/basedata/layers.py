@@ -213,112 +213,6 @@ def _h3_bbox(column: Any, lon: Any, lat: Any, bbox: BBox) -> Any:
 
 
 @dataclass
-class AddressLayer:
-    name: str = "addresses"
-    title: str = "Standard addresses"
-    description: str = "标准地址: door plates and the buildings behind compound gates"
-    geometry_type: str = "point"
-    permission: str = "basedata.read"
-    min_zoom: int = 14
-    temporal: str | None = "updated_at"
-
-    @property
-    def queryables(self) -> dict[str, str]:
-        return {"code": "string", "level": "string", "compound": "string", "house_number": "string"}
-
-    async def stamp(self, session: AsyncSession) -> tuple[int, ...]:
-        return await revisions.current(session, revisions.ADDRESSES)
-
-    async def extent(self, session: AsyncSession) -> BBox | None:
-        row = (
-            await session.execute(
-                select(
-                    func.min(Address.lon),
-                    func.min(Address.lat),
-                    func.max(Address.lon),
-                    func.max(Address.lat),
-                )
-            )
-        ).one()
-        return None if row[0] is None else (row[0], row[1], row[2], row[3])
-
-    @staticmethod
-    def _item(a: Address) -> Item:
-        return Item(
-            a.code,
-            shapely.Point(a.lon, a.lat),
-            {
-                "code": a.code,
-                "name": a.full_name,
-                "level": a.level,
-                "house_number": a.house_number,
-                "compound": a.compound,
-                "building_no": a.building_no,
-                "updated_at": a.updated_at.isoformat(),
-            },
-        )
-
-    async def items(
-        self, session: AsyncSession, principal: Principal, query: ItemQuery
-    ) -> ItemPage:
-        principal.require(self.permission)
-        stmt = select(Address).where(*_grid_scope(principal, Address.grid_id))
-        if query.bbox is not None:
-            stmt = stmt.where(_h3_bbox(Address.h3, Address.lon, Address.lat, query.bbox))
-        stmt = stmt.where(*_time_filter(Address.updated_at, query))
-        for key, value in query.filters.items():
-            column = getattr(Address, key, None)
-            if key in self.queryables and column is not None:
-                stmt = stmt.where(column == value)
-        total = (
-            await session.execute(select(func.count()).select_from(stmt.subquery()))
-        ).scalar_one()
-        rows = await session.execute(
-            stmt.order_by(Address.id).limit(query.limit).offset(query.offset)
-        )
-        return ItemPage([self._item(a) for a in rows.scalars()], int(total))
-
-    async def item(self, session: AsyncSession, principal: Principal, item_id: str) -> Item | None:
-        principal.require(self.permission)
-        row = (
-            await session.execute(
-                select(Address).where(
-                    Address.code == item_id, *_grid_scope(principal, Address.grid_id)
-                )
-            )
-        ).scalar_one_or_none()
-        return None if row is None else self._item(row)
-
-    async def tile_items(
-        self, session: AsyncSession, principal: Principal, bbox: BBox, zoom: int
-    ) -> Sequence[Item]:
-        principal.require(self.permission)
-        rows = await session.execute(
-            select(
-                Address.code,
-                Address.lon,
-                Address.lat,
-                Address.full_name,
-                Address.level,
-                Address.house_number,
-            )
-            .where(
-                _h3_bbox(Address.h3, Address.lon, Address.lat, bbox),
-                *_grid_scope(principal, Address.grid_id),
-            )
-            .limit(TILE_ITEM_LIMIT)
-        )
-        return [
-            Item(
-                code,
-                shapely.Point(lon, lat),
-                {"code": code, "name": name, "level": level, "house_number": number},
-            )
-            for code, lon, lat, name, level, number in rows.all()
-        ]
-
-
-@dataclass
 class BuildingLayer:
     name: str = "buildings"
     title: str = "Standard buildings"
@@ -530,7 +424,6 @@ def base_layers() -> list[Any]:
         AreaLayer(OrgKind.GRID, "grids", "Standard grids", "标准作业网格: standard grids", 11),
         RoadLayer(),
         BuildingLayer(),
-        AddressLayer(),
     ]
 
 
@@ -551,6 +444,8 @@ class PointLayer:
     permission: str = "basedata.read"
     min_zoom: int = 14
     temporal: str | None = "updated_at"
+    #: column -> property name, where they differ
+    renames: tuple[tuple[str, str], ...] = ()
 
     @property
     def queryables(self) -> dict[str, str]:
@@ -569,7 +464,8 @@ class PointLayer:
         return None if row[0] is None else (row[0], row[1], row[2], row[3])
 
     def _item(self, row: Any) -> Item:
-        props = {c: getattr(row, c) for c in self.columns}
+        names = dict(self.renames)
+        props = {names.get(c, c): getattr(row, c) for c in self.columns}
         props["updated_at"] = row.updated_at.isoformat()
         return Item(getattr(row, self.id_column), shapely.Point(row.lon, row.lat), props)
 
@@ -619,6 +515,17 @@ def actual_layers() -> list[Any]:
     from yiwang.basedata.models import Facility, Unit
 
     return [
+        PointLayer(
+            "addresses",
+            "Standard addresses",
+            "标准地址: door plates and the buildings behind compound gates",
+            Address,
+            "code",
+            ("code", "full_name", "level", "house_number", "compound", "building_no"),
+            ("code", "level", "compound", "house_number"),
+            "addresses",
+            renames=(("full_name", "name"),),
+        ),
         PointLayer(
             "units",
             "Actual units",

@@ -177,6 +177,15 @@ def _assign(record_type: str, record: Any, name: str, stored: Any) -> None:
         setattr(record, name, stored)
 
 
+def _check_version(record: Any, base_version: int) -> None:
+    if base_version > record.version:
+        raise ValidationFailed(
+            "Version {version} of this record does not exist (it is at {current}).",
+            field="base_version",
+            params={"version": base_version, "current": record.version},
+        )
+
+
 async def _apply(
     session: AsyncSession,
     settings: Settings,
@@ -188,12 +197,7 @@ async def _apply(
     proposal: Proposal | None,
 ) -> Change:
     """Write the change (or raise ``Conflict``), its history row and its audit record."""
-    if base_version > record.version:
-        raise ValidationFailed(
-            "Version {version} of this record does not exist (it is at {current}).",
-            field="base_version",
-            params={"version": base_version, "current": record.version},
-        )
+    _check_version(record, base_version)
     if record.version != base_version:
         since = await session.execute(
             select(Change.new).where(
@@ -280,12 +284,7 @@ async def propose(
     # applied at once: lock the row so that two direct updates cannot both write N + 1
     direct = settings.basedata_direct_updates
     record = await _record(session, actor, record_type, record_id, lock=direct)
-    if base_version > record.version:
-        raise ValidationFailed(
-            "Version {version} of this record does not exist (it is at {current}).",
-            field="base_version",
-            params={"version": base_version, "current": record.version},
-        )
+    _check_version(record, base_version)
     data = PersonalData(settings) if _kind(record_type).sealed else None
     proposal = Proposal(
         record_type=record_type,
