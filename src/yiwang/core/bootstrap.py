@@ -49,9 +49,12 @@ async def ensure_root(session: AsyncSession, settings: Settings) -> OrgNode:
 
 
 async def seed(db: Database, settings: Settings, registry: Registry | None = None) -> None:
+    registry = registry or get_registry()
     async with db.session() as session:
-        await ensure_roles(session, registry or get_registry())
+        await ensure_roles(session, registry)
         await ensure_root(session, settings)
+        for seeder in registry.seeders:
+            await seeder(session, settings)
 
 
 def initialise(settings: Settings, registry: Registry | None = None) -> None:

@@ -86,6 +86,8 @@ class Registry:
     layers: dict[str, Any] = field(default_factory=dict)
     #: folders of Jinja templates that modules bring (searched before the shell's own)
     template_dirs: list[str] = field(default_factory=list)
+    #: reference data a module needs in every database (run by ``yiwang init``; idempotent)
+    seeders: list[Any] = field(default_factory=list)
 
     def add_permission(self, *perms: Permission) -> None:
         for perm in perms:
@@ -124,6 +126,10 @@ class Registry:
         if job.name in self.jobs:
             raise ValueError(f"job {job.name!r} is registered twice")
         self.jobs[job.name] = job
+
+    def add_seed(self, func: Any) -> None:
+        """``async func(session, settings)``: create missing reference rows, keep edited ones."""
+        self.seeders.append(func)
 
     def add_templates(self, folder: str) -> None:
         self.template_dirs.append(folder)

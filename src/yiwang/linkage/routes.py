@@ -7,8 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 
-from yiwang.linkage import service
+from yiwang.basedata.locator import get_locator
+from yiwang.core.errors import ValidationFailed
+from yiwang.core.orgs.models import OrgNode
+from yiwang.linkage import categories, service
+from yiwang.linkage.models import Category
 from yiwang.web.context import Ctx, requires
 
 router = APIRouter(prefix="/api/v1/linkage", tags=["Linkage"])
@@ -64,3 +69,143 @@ async def set_calendar_day(
         expected_version=body.expected_version,
     )
     return DayOut(day=row.day, workday=row.workday, name=row.name, version=row.version)
+
+
+class CategoryOut(BaseModel):
+    id: int
+    code: str
+    name: str
+    kind: str
+    parent_code: str | None
+    urgency: str = Field(description="effective (own or inherited)")
+    limit: str = Field(description="effective time limit, e.g. '5 workday'")
+    urgent_limit_hours: int
+
+
+@router.get("/categories", summary="The case categories with their effective time limits")
+async def list_categories(
+    ctx: Ctx = Depends(requires("linkage.read"), scope="function"),
+) -> list[CategoryOut]:
+    rows = list((await ctx.session.execute(select(Category).order_by(Category.code))).scalars())
+    codes = {c.id: c.code for c in rows}
+    out = []
+    for c in rows:
+        t = await categories.terms(ctx.session, c.id)
+        out.append(
+            CategoryOut(
+                id=c.id,
+                code=c.code,
+                name=c.name,
+                kind=c.kind,
+                parent_code=codes.get(c.parent_id or 0),
+                urgency=t.urgency,
+                limit=f"{t.limit.amount} {t.limit.unit.value}",
+                urgent_limit_hours=t.urgent_limit.amount,
+            )
+        )
+    return out
+
+
+class ResponsibilityIn(BaseModel):
+    category_code: str = Field(max_length=16)
+    area_code: str | None = Field(None, max_length=32, description="a town; none: district-wide")
+    lead_code: str = Field(max_length=32)
+    assisting_codes: list[str] = Field(default_factory=list, max_length=20)
+    expected_version: int | None = Field(None, ge=1)
+
+
+class ResponsibilityOut(BaseModel):
+    id: int
+    category_code: str
+    area_code: str | None
+    lead_code: str
+    assisting_codes: list[str]
+    version: int
+
+
+async def _org_id(ctx: Ctx, code: str, field: str) -> int:
+    node = (
+        await ctx.session.execute(select(OrgNode).where(OrgNode.code == code))
+    ).scalar_one_or_none()
+    if node is None:
+        raise ValidationFailed("No org with code '{code}'.", field=field, params={"code": code})
+    return node.id
+
+
+@router.put("/responsibilities", summary="Set who leads and assists for a category in an area")
+async def put_responsibility(
+    body: ResponsibilityIn, ctx: Ctx = Depends(requires("linkage.configure"), scope="function")
+) -> ResponsibilityOut:
+    category = (
+        await ctx.session.execute(select(Category).where(Category.code == body.category_code))
+    ).scalar_one_or_none()
+    if category is None:
+        raise ValidationFailed(
+            "No category with code '{code}'.",
+            field="category_code",
+            params={"code": body.category_code},
+        )
+    area = await _org_id(ctx, body.area_code, "area_code") if body.area_code else None
+    lead = await _org_id(ctx, body.lead_code, "lead_code")
+    helpers = [await _org_id(ctx, c, "assisting_codes") for c in body.assisting_codes]
+    row = await categories.set_responsibility(
+        ctx.session,
+        ctx.principal,
+        category.id,
+        area,
+        lead,
+        helpers,
+        expected_version=body.expected_version,
+    )
+    return ResponsibilityOut(
+        id=row.id,
+        category_code=category.code,
+        area_code=body.area_code,
+        lead_code=body.lead_code,
+        assisting_codes=body.assisting_codes,
+        version=row.version,
+    )
+
+
+class RouteOut(BaseModel):
+    category_code: str
+    lead_code: str
+    assisting_codes: list[str]
+    source: str = Field(description="matrix, or locality (属地兜底: the town owning the place)")
+    town_code: str | None
+
+
+@router.get("/route", summary="Who would handle a case of this category at this point")
+async def preview_route(
+    category: Annotated[str, Query(max_length=16)],
+    lon: Annotated[float, Query(ge=-180, le=180)],
+    lat: Annotated[float, Query(ge=-90, le=90)],
+    ctx: Ctx = Depends(requires("linkage.read"), scope="function"),
+) -> RouteOut:
+    found = (
+        await ctx.session.execute(select(Category).where(Category.code == category))
+    ).scalar_one_or_none()
+    if found is None:
+        raise ValidationFailed(
+            "No category with code '{code}'.", field="category", params={"code": category}
+        )
+    place = (await get_locator(ctx.session)).locate(lon, lat)
+    district = (
+        await ctx.session.execute(select(OrgNode).where(OrgNode.code == ctx.settings.district_code))
+    ).scalar_one()
+    result = await categories.route(ctx.session, found.id, place.town_id, district.id)
+    names = {
+        n.id: n.code
+        for n in (
+            await ctx.session.execute(
+                select(OrgNode).where(OrgNode.id.in_([result.lead_id, *result.assisting]))
+            )
+        ).scalars()
+    }
+    return RouteOut(
+        category_code=result.category_code,
+        lead_code=names[result.lead_id],
+        assisting_codes=[names[a] for a in result.assisting],
+        source=result.source,
+        town_code=place.town,
+    )
