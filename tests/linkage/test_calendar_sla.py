@@ -87,11 +87,50 @@ def test_the_table_overrides_the_data_and_covers_unpublished_years() -> None:
     local_holiday = WorkCalendar([Override(date(2026, 3, 4), False, "区级活动日")])
     clock = sla.start(local_holiday, Limit(2, Unit.WORKDAY), local(2026, 3, 2, 9))
     assert sla.deadline(local_holiday, clock, local(2026, 3, 2, 9)) == local(2026, 3, 5, 17, 30)
-    assert CAL.covered(2026) and not CAL.covered(2027)
-    published = WorkCalendar([Override(date(2027, 1, 1), False, "元旦")])
-    assert published.covered(2027) and not published.is_workday(date(2027, 1, 1))
+    assert CAL.covered(2026) and not CAL.covered(2099)
+    one_day = WorkCalendar([Override(date(2099, 1, 1), False, "元旦")])
+    assert not one_day.covered(2099)  # one local override does not make a year known
+    assert not one_day.is_workday(date(2099, 1, 1))
+    published = WorkCalendar([Override(date(2099, 1, 1), False, "元旦")], published_years=[2099])
+    assert published.covered(2099)
     # without data, a year falls back to Monday-Friday (and covered() says so)
-    assert CAL.is_workday(date(2027, 3, 1)) and not CAL.is_workday(date(2027, 3, 6))
+    assert CAL.is_workday(date(2099, 3, 2)) and not CAL.is_workday(date(2099, 3, 7))
+
+
+def test_deadlines_from_starts_with_microseconds_close_on_the_right_day() -> None:
+    import random
+
+    rng = random.Random(4)
+    for _ in range(300):
+        start = local(2026, 3, 2, 10) + timedelta(seconds=rng.uniform(0, 3600))
+        for days in (1, 3, 8):
+            clock = sla.start(CAL, Limit(days, Unit.WORKDAY), start)
+            end = sla.deadline(CAL, clock, start)
+            expected = CAL.end_of_workday(CAL.add_workdays(date(2026, 3, 2), days))
+            assert abs((end - expected).total_seconds()) < 0.001
+
+
+def test_overdue_since_survives_a_pause_and_an_extension_while_paused_counts_whole_days() -> None:
+    clock = sla.start(CAL, Limit(1, Unit.WORKHOUR), local(2026, 3, 2, 9))
+    paused = sla.pause(CAL, clock, local(2026, 3, 2, 11))  # overdue at 10:00
+    resumed = sla.resume(paused, local(2026, 3, 4, 9))
+    assert sla.deadline(CAL, resumed, local(2026, 3, 4, 10)) == local(2026, 3, 2, 10)
+    assert sla.light(CAL, resumed, local(2026, 3, 4, 10)) is Light.RED
+    days = sla.start(CAL, Limit(2, Unit.WORKDAY), local(2026, 3, 2, 8, 30))
+    held = sla.pause(CAL, days, local(2026, 3, 2, 8, 30))  # nothing used yet
+    longer = sla.extend(CAL, held, Limit(1, Unit.WORKDAY), local(2026, 3, 2, 9))
+    back = sla.resume(longer, local(2026, 3, 2, 8, 30))
+    # Monday counts as the start day, then Tuesday and Wednesday, and one more: Thursday
+    assert sla.deadline(CAL, back, local(2026, 3, 2, 8, 30)) == local(2026, 3, 5, 17, 30)
+
+
+@pytest.mark.parametrize(
+    ("amount", "unit"),
+    [(0, Unit.WORKDAY), (-1, Unit.HOUR), (10**9, Unit.HOUR), (1000, Unit.WORKDAY)],
+)
+def test_limits_out_of_range_are_refused(amount: int, unit: Unit) -> None:
+    with pytest.raises(ValueError):
+        Limit(amount, unit)
 
 
 async def test_the_editable_calendar_changes_deadlines_and_is_audited(world) -> None:
@@ -137,7 +176,12 @@ async def test_the_calendar_api(world, client) -> None:
     )
     assert put.status_code == 200 and put.json()["version"] == 1
     year = (await client.get("/api/v1/linkage/calendar?year=2027")).json()
-    assert year["covered"] is True and year["overrides"][0]["name"] == "元旦"
+    assert year["overrides"][0]["name"] == "元旦"
+    published = await client.put(
+        "/api/v1/linkage/calendar-years/2027", headers={"x-csrf-token": token}
+    )
+    assert published.status_code == 204
+    assert (await client.get("/api/v1/linkage/calendar?year=2027")).json()["covered"] is True
     assert (await client.get("/api/v1/linkage/calendar?year=2026")).json()["covered"] is True
     bad = await client.put(
         "/api/v1/linkage/calendar/2027-02-30",

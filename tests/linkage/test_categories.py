@@ -80,7 +80,7 @@ async def test_the_most_specific_entry_wins_and_the_town_is_the_fallback(matrix)
         assert (fallback.lead_id, fallback.source) == (m["town"], "locality")
         # district-wide for the parent class of manholes (公用设施), a town's own for manholes
         parent = (await session.get(Category, m["manhole"])).parent_id
-        await categories.set_responsibility(session, SYSTEM, parent, None, m["cgj"], [m["town"]])
+        await categories.set_responsibility(session, SYSTEM, parent, None, m["cgj"], [m["sw"]])
         await categories.set_responsibility(
             session, SYSTEM, m["manhole"], m["town"], m["sw"], [m["cgj"]]
         )
@@ -88,7 +88,7 @@ async def test_the_most_specific_entry_wins_and_the_town_is_the_fallback(matrix)
         here = await categories.route(session, m["manhole"], m["town"], m["root"])
         there = await categories.route(session, m["manhole"], m["other"], m["root"])
     assert (here.lead_id, here.assisting, here.category_code) == (m["sw"], (m["cgj"],), "C0101")
-    assert (there.lead_id, there.assisting, there.category_code) == (m["cgj"], (m["town"],), "C01")
+    assert (there.lead_id, there.assisting, there.category_code) == (m["cgj"], (m["sw"],), "C01")
 
 
 async def test_matrix_edits_are_checked_kept_in_history_and_audited(matrix) -> None:
@@ -102,6 +102,8 @@ async def test_matrix_edits_are_checked_kept_in_history_and_audited(matrix) -> N
         with pytest.raises(ValidationFailed):  # a grid does not handle cases
             grid = await by_code(session, OrgNode, standard_map().grids[0].code)
             await categories.set_responsibility(session, SYSTEM, m["manhole"], None, grid.id, [])
+        with pytest.raises(ValidationFailed):  # a town answers for its own ground only
+            await categories.set_responsibility(session, SYSTEM, m["manhole"], None, m["town"], [])
         with pytest.raises(ValidationFailed):  # the lead does not also assist
             await categories.set_responsibility(
                 session, SYSTEM, m["manhole"], None, m["cgj"], [m["cgj"]]

@@ -40,8 +40,11 @@ class WorkCalendar:
         self,
         overrides: Iterable[Override] = (),
         periods: tuple[tuple[time, time], ...] = DEFAULT_PERIODS,
+        published_years: Iterable[int] = (),
     ) -> None:
         self._overrides: Mapping[date, Override] = {o.day: o for o in overrides}
+        #: years whose holidays were entered in the table in full (marked as such)
+        self.published_years = frozenset(published_years)
         self.periods = periods
         self.day_seconds = sum(
             (datetime.combine(date.min, b) - datetime.combine(date.min, a)).total_seconds()
@@ -60,12 +63,15 @@ class WorkCalendar:
             return day.weekday() < 5
 
     def covered(self, year: int) -> bool:
-        """The year's holidays are known (from the data or from the table)."""
+        """The year's holidays are known: from the data, or entered in the table and the year
+        marked as published (one local override does not make a year known)."""
+        if year in self.published_years:
+            return True
         try:
             chinese_calendar.is_workday(date(year, 6, 1))
             return True
         except NotImplementedError:
-            return any(d.year == year for d in self._overrides)
+            return False
 
     def next_workday(self, day: date) -> date:
         day += timedelta(days=1)
@@ -115,7 +121,9 @@ class WorkCalendar:
                 if lo >= b:
                     continue
                 available = (b - lo).total_seconds()
-                if remaining <= available:
+                # a microsecond of slack: sums of float seconds must not push a deadline that
+                # falls on the close of a day over to the next working morning
+                if remaining <= available + 1e-6:
                     return as_utc(lo + timedelta(seconds=remaining))
                 remaining -= available
             day += timedelta(days=1)

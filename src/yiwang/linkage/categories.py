@@ -13,7 +13,6 @@ ancestor category; with no entry at all, the town that owns the place leads (属
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -129,19 +128,20 @@ async def _chain(session: AsyncSession, category_id: int) -> list[Category]:
 
 
 async def terms(session: AsyncSession, category_id: int) -> Terms:
+    """The nearest category in the chain that sets each term gives it; an amount and its unit
+    are inherited together (a unit alone never reinterprets an ancestor's amount)."""
     chain = await _chain(session, category_id)
-
-    def first(attr: str) -> Any:
-        return next((getattr(c, attr) for c in chain if getattr(c, attr) is not None), None)
-
-    amount, unit = first("limit_amount") or 5, first("limit_unit") or Unit.WORKDAY.value
-    return Terms(
-        chain[0].id,
-        chain[0].code,
-        first("urgency") or "normal",
-        Limit(int(amount), Unit(unit)),
-        Limit(int(first("urgent_hours") or 24), Unit.HOUR),
+    urgency = next((c.urgency for c in chain if c.urgency is not None), "normal")
+    limit = next(
+        (
+            Limit(c.limit_amount, Unit(c.limit_unit))
+            for c in chain
+            if c.limit_amount is not None and c.limit_unit is not None
+        ),
+        Limit(5, Unit.WORKDAY),
     )
+    hours = next((c.urgent_hours for c in chain if c.urgent_hours is not None), 24)
+    return Terms(chain[0].id, chain[0].code, urgency, limit, Limit(hours, Unit.HOUR))
 
 
 @dataclass(frozen=True)
@@ -198,8 +198,17 @@ async def set_responsibility(
         raise ValidationFailed("The area must be a town or street.", field="area_id")
     for field, org_id in [("lead_id", lead_id), *(("assisting", a) for a in assisting)]:
         node = orgs.get(org_id)
-        if node is None or node.kind not in (OrgKind.DEPARTMENT.value, OrgKind.TOWN.value):
-            raise ValidationFailed("Cases are handled by departments and towns.", field=field)
+        if (
+            node is None
+            or not node.active
+            or node.kind not in (OrgKind.DEPARTMENT.value, OrgKind.TOWN.value)
+        ):
+            raise ValidationFailed(
+                "Cases are handled by active departments and towns.", field=field
+            )
+        if node.kind == OrgKind.TOWN.value and node.id != area_id:
+            # a town answers for its own ground only (属地): never for another town's
+            raise ValidationFailed("A town handles cases of its own area only.", field=field)
     if lead_id in assisting or len(set(assisting)) != len(assisting):
         raise ValidationFailed(
             "The lead does not also assist, and nobody assists twice.", field="assisting"

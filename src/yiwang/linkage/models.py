@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yiwang.core.db import Base, JSONText, UTCDateTime
@@ -51,7 +60,17 @@ class Responsibility(Base):
     area: the whole district)."""
 
     __tablename__ = "linkage_responsibility"
-    __table_args__ = (UniqueConstraint("category_id", "area_id"),)
+    __table_args__ = (
+        UniqueConstraint("category_id", "area_id"),
+        # NULLs are distinct in a unique constraint: one district-wide entry per category
+        Index(
+            "uq_linkage_responsibility_district",
+            "category_id",
+            unique=True,
+            sqlite_where=text("area_id IS NULL"),
+            postgresql_where=text("area_id IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     category_id: Mapped[int] = mapped_column(ForeignKey("linkage_category.id"), index=True)
@@ -77,3 +96,14 @@ class ResponsibilityChange(Base):
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     old: Mapped[dict[str, object] | None] = mapped_column(JSONText)
     new: Mapped[dict[str, object]] = mapped_column(JSONText)
+
+
+class CalendarYear(Base):
+    """A year whose holidays were entered in the calendar table in full (the data did not
+    cover it): only then does the SLA clock treat the year as known."""
+
+    __tablename__ = "linkage_calendar_year"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -54,6 +54,18 @@ async def calendar_year(
     )
 
 
+@router.put(
+    "/calendar-years/{year}",
+    status_code=204,
+    summary="Declare a year's holidays entered in full (when the data does not cover it)",
+)
+async def publish_calendar_year(
+    year: Annotated[int, Path(ge=2000, le=2100)],
+    ctx: Ctx = Depends(requires("linkage.calendar"), scope="function"),
+) -> None:
+    await service.publish_year(ctx.session, ctx.principal, year)
+
+
 @router.put("/calendar/{day}", summary="Make a day a working day or a day off (audited)")
 async def set_calendar_day(
     day: Annotated[date, Path()],

@@ -15,12 +15,27 @@ from yiwang.core.events import service as events
 from yiwang.core.jobs.runner import JobContext
 from yiwang.core.timeutil import LOCAL_TZ, utcnow
 from yiwang.linkage.calendar import Override, WorkCalendar
-from yiwang.linkage.models import CalendarDay
+from yiwang.linkage.models import CalendarDay, CalendarYear
 
 
 async def load_calendar(session: AsyncSession) -> WorkCalendar:
     rows = await session.execute(select(CalendarDay))
-    return WorkCalendar(Override(r.day, r.workday, r.name) for r in rows.scalars())
+    years = await session.execute(select(CalendarYear.year))
+    return WorkCalendar(
+        (Override(r.day, r.workday, r.name) for r in rows.scalars()),
+        published_years=years.scalars().all(),
+    )
+
+
+async def publish_year(session: AsyncSession, actor: Principal, year: int) -> None:
+    """Declare that the table now holds all of ``year``'s holidays and adjusted days."""
+    actor.require("linkage.calendar")
+    if not 2000 <= year <= 2100:
+        raise ValidationFailed("The day must be between 2000 and 2100.", field="year")
+    if await session.get(CalendarYear, year) is None:
+        session.add(CalendarYear(year=year, published_by=actor.user_id))
+        await session.flush()
+        await audit.record(session, actor, "calendar.publish", "calendar_year", year)
 
 
 async def list_days(session: AsyncSession, principal: Principal, year: int) -> list[CalendarDay]:

@@ -30,10 +30,18 @@ class Light(enum.StrEnum):
     STOPPED = "stopped"
 
 
+#: The longest limit of each kind (a year); longer ones are configuration mistakes.
+MAX_AMOUNT = {Unit.WORKDAY: 250, Unit.WORKHOUR: 2000, Unit.HOUR: 8784}
+
+
 @dataclass(frozen=True)
 class Limit:
     amount: int
     unit: Unit
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.amount <= MAX_AMOUNT[self.unit]:
+            raise ValueError(f"a limit is 1 to {MAX_AMOUNT[self.unit]} {self.unit.value}s")
 
     def budget(self, calendar: WorkCalendar, start: datetime) -> float:
         """The limit as seconds of the clock's own time (working or natural)."""
@@ -57,6 +65,8 @@ class Clock:
     running_since: datetime | None = None
     stopped: bool = False
     warn_share: float = 0.8
+    #: when the limit ran out, once it has (kept across pauses)
+    ran_out_at: datetime | None = None
 
 
 def _spent(calendar: WorkCalendar, unit: Unit, start: datetime, end: datetime) -> float:
@@ -87,7 +97,11 @@ def pause(calendar: WorkCalendar, clock: Clock, at: datetime) -> Clock:
     """Suspension (挂起) stops the clock; the time used so far is kept."""
     if clock.running_since is None:
         return clock
-    return replace(clock, used=used(calendar, clock, at), running_since=None)
+    spent = used(calendar, clock, at)
+    ran_out = clock.ran_out_at
+    if ran_out is None and spent >= clock.budget:
+        ran_out = _add(calendar, clock.unit, clock.running_since, clock.budget - clock.used)
+    return replace(clock, used=spent, running_since=None, ran_out_at=ran_out)
 
 
 def resume(clock: Clock, at: datetime) -> Clock:
@@ -97,11 +111,18 @@ def resume(clock: Clock, at: datetime) -> Clock:
 
 
 def extend(calendar: WorkCalendar, clock: Clock, extra: Limit, at: datetime) -> Clock:
-    """An approved extension adds its limit, counted from the current deadline."""
+    """An approved extension adds its limit, counted from the current deadline (while the
+    clock is paused, working days count as whole working days)."""
     if extra.unit is not clock.unit and Unit.HOUR in (extra.unit, clock.unit):
         raise ValueError("an extension counts in the clock's own kind of time")
-    deadline_at = deadline(calendar, clock, at) or at
-    return replace(clock, budget=clock.budget + extra.budget(calendar, deadline_at))
+    deadline_at = deadline(calendar, clock, at)
+    if deadline_at is None and extra.unit is Unit.WORKDAY:
+        added = extra.amount * calendar.day_seconds
+    else:
+        added = extra.budget(calendar, deadline_at or at)
+    # an extension that gives time back clears the moment the old limit ran out
+    ran_out = None if clock.used < clock.budget + added else clock.ran_out_at
+    return replace(clock, budget=clock.budget + added, ran_out_at=ran_out)
 
 
 def stop(calendar: WorkCalendar, clock: Clock, at: datetime) -> Clock:
@@ -114,8 +135,9 @@ def deadline(calendar: WorkCalendar, clock: Clock, now: datetime) -> datetime | 
     if clock.running_since is None:
         return None
     remaining = clock.budget - used(calendar, clock, now)
-    if remaining <= 0:
-        # already overdue: the moment it ran out
+    if remaining <= 0:  # already overdue: the moment it ran out
+        if clock.ran_out_at is not None:
+            return clock.ran_out_at
         return _add(calendar, clock.unit, clock.running_since, clock.budget - clock.used)
     return _add(calendar, clock.unit, now, remaining)
 
