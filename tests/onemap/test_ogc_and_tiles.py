@@ -249,3 +249,16 @@ async def test_match_api_finds_a_town_and_respects_scope(district, client) -> No
     own = standard_map().towns[0]
     body = (await client.get("/api/v1/basedata/match", params={"q": own.name})).json()
     assert body["kind"] == "area" and body["code"] == own.code and len(body["bbox"]) == 4
+
+
+async def test_the_statistics_page_counts_per_town_and_per_grid(district, client) -> None:
+    await login(client, "leader")
+    page = await client.get("/map/stats")
+    assert page.status_code == 200
+    for town in standard_map().towns:
+        assert f">{town.name}</a>" in page.text
+    town = standard_map().towns[0]
+    grids = await client.get(f"/map/stats?town={town.code}")
+    mine = [g for g in standard_map().grids if g.code.startswith(town.code)]
+    assert all(g.name in grids.text for g in mine)
+    assert standard_map().towns[1].name not in grids.text.split("<table", 1)[1]

@@ -35,10 +35,7 @@ async def counts(
     by_code = {label.code: label for label in labels.values()}
     if under is not None:
         town = by_code.get(under)
-        if town is None or (
-            not principal.scope.covers_path(town.path)
-            and not any(p.startswith(town.path) for p in principal.scope.paths)
-        ):
+        if town is None or not principal.scope.sees_path(town.path):
             return []
     level = OrgKind.GRID if under else OrgKind.TOWN
     areas = {
@@ -69,14 +66,11 @@ async def counts(
     out = []
     for org_id, area in sorted(areas.items(), key=lambda kv: kv[1].code):
         shown = labels.get(org_id)
-        if shown is None or (
-            not principal.scope.covers_path(shown.path)
-            and not any(p.startswith(shown.path) for p in principal.scope.paths)
-        ):
+        if shown is None or not principal.scope.sees_path(shown.path):
             continue
-        if under is not None and not label.code.startswith(under):
+        if under is not None and not shown.code.startswith(under):
             continue
         out.append(
-            AreaCounts(area.code, label.name, round(area.area_m2 / 1e6, 2), dict(totals[org_id]))
+            AreaCounts(area.code, shown.name, round(area.area_m2 / 1e6, 2), dict(totals[org_id]))
         )
     return out

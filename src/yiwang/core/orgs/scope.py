@@ -49,11 +49,23 @@ class DataScope:
     def org_ids(self) -> Select[Any]:
         return select(OrgNode.id).where(self.org_condition())
 
+    def condition(self, org_id_column: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
+        """Rows that belong to an org node in scope through ``org_id_column`` (for a
+        ``where`` that combines it with other conditions)."""
+        if self.everything:
+            return true()
+        return org_id_column.in_(self.org_ids())
+
     def apply(self, stmt: SelectT, org_id_column: InstrumentedAttribute[Any]) -> SelectT:
         """Filter a query whose rows belong to an org node through ``org_id_column``."""
         if self.everything:
             return stmt
-        return cast(SelectT, cast(Any, stmt).where(org_id_column.in_(self.org_ids())))
+        return cast(SelectT, cast(Any, stmt).where(self.condition(org_id_column)))
+
+    def sees_path(self, path: str) -> bool:
+        """The node is in scope or above it: a grid worker sees the outline and name of their
+        own community and town (for orientation), never a neighbour's."""
+        return self.covers_path(path) or any(p.startswith(path) for p in self.paths)
 
     def covers_path(self, path: str) -> bool:
         return self.everything or any(path.startswith(p) for p in self.paths)
