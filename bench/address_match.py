@@ -46,6 +46,7 @@ async def _build(var_dir: Path, addresses_wanted: int, seed: int):  # type: igno
     from yiwang.core.db import Database
     from yiwang.core.migrate import upgrade
     from yiwang.core.settings import Settings
+    from yiwang.demo.address_noise import label_sources
     from yiwang.demo.district import build_standard_map
     from yiwang.demo.streets import address_rows, build_streets, road_rows
 
@@ -65,7 +66,7 @@ async def _build(var_dir: Path, addresses_wanted: int, seed: int):  # type: igno
             await addresses.import_addresses(session, system, address_rows(streets))
         async with db.session() as session:
             index = await am.load_index(session)
-            sources = await am.label_sources(session)
+            sources = await label_sources(session)
         return index, sources
     finally:
         await db.dispose()

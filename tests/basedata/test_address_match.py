@@ -11,7 +11,7 @@ from yiwang.basedata import addresses
 from yiwang.basedata.address_text import cn_to_int, normalise, strip_noise
 from yiwang.basedata.models import Address
 from yiwang.core.auth.principal import Principal
-from yiwang.demo.address_noise import chinese_number, make_samples
+from yiwang.demo.address_noise import chinese_number, label_sources, make_samples
 from yiwang.demo.streets import address_rows, build_streets, road_rows
 
 SYSTEM = Principal.system("test")
@@ -59,7 +59,7 @@ def test_normalising_the_ways_people_write(raw: str, clean: str) -> None:
 async def test_noisy_addresses_match_their_standard_address(streets: Mapped) -> None:
     async with streets.db.session() as session:
         index = await am.get_index(session)
-        sources = await am.label_sources(session)
+        sources = await label_sources(session)
     samples = make_samples(sources, 1500, seed=5)
     results = index.match_many([s.text for s in samples])
     right = sum(

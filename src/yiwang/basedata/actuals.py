@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yiwang.basedata import revisions
@@ -33,6 +33,7 @@ from yiwang.basedata.models import (
 )
 from yiwang.core.audit import service as audit
 from yiwang.core.auth.principal import Principal
+from yiwang.core.db import insert_many
 from yiwang.core.errors import InvalidRows, NotFound, RowProblem
 from yiwang.core.security.crypto import SM4Cipher, hmac_sm3_hex
 from yiwang.core.security.masking import mask_id_number, mask_name, mask_phone
@@ -40,7 +41,6 @@ from yiwang.core.settings import Settings
 from yiwang.core.timeutil import utcnow
 from yiwang.geo.cells import cells_of
 
-CHUNK = 5000
 PHONE_RE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
 FACILITY_KINDS = (
     "hydrant",
@@ -257,8 +257,7 @@ async def import_people(
                 "updated_at": now,
             }
         )
-    for start in range(0, len(values), CHUNK):
-        await session.execute(insert(Person), values[start : start + CHUNK])
+    await insert_many(session, Person, values)
     await revisions.bump(session, "people")
     await audit.record(
         session,
@@ -289,17 +288,6 @@ async def _house_places(
     return ids, grids
 
 
-async def _house_ids(session: AsyncSession, codes: set[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    wanted = sorted(codes)
-    for start in range(0, len(wanted), 900):
-        rows = await session.execute(
-            select(House.code, House.id).where(House.code.in_(wanted[start : start + 900]))
-        )
-        out.update({code: int(hid) for code, hid in rows.all()})
-    return out
-
-
 @dataclass(frozen=True)
 class PersonCard:
     id: int
@@ -313,10 +301,6 @@ class PersonCard:
     address: str
     grid_id: int
     revealed: bool
-
-
-def _scope(principal: Principal, column: Any) -> list[Any]:
-    return [] if principal.scope.everything else [column.in_(principal.scope.org_ids())]
 
 
 async def list_people(
@@ -333,7 +317,7 @@ async def list_people(
     stmt = (
         select(Person, Address.full_name)
         .join(Address, Address.id == Person.address_id)
-        .where(*_scope(principal, Person.grid_id))
+        .where(principal.scope.condition(Person.grid_id))
     )
     if grid_id is not None:
         stmt = stmt.where(Person.grid_id == grid_id)
@@ -382,7 +366,7 @@ async def _person(
         await session.execute(
             select(Person, Address.full_name)
             .join(Address, Address.id == Person.address_id)
-            .where(Person.id == person_id, *_scope(principal, Person.grid_id))
+            .where(Person.id == person_id, principal.scope.condition(Person.grid_id))
         )
     ).first()
     if row is None:
@@ -445,7 +429,7 @@ async def find_person(
         await session.execute(
             select(Person, Address.full_name)
             .join(Address, Address.id == Person.address_id)
-            .where(Person.id_hash == key, *_scope(principal, Person.grid_id))
+            .where(Person.id_hash == key, principal.scope.condition(Person.grid_id))
         )
     ).first()
     await audit.record(
@@ -481,7 +465,7 @@ async def import_houses(session: AsyncSession, actor: Principal, rows: Sequence[
     problems: list[RowProblem] = []
     places = await _check_places(session, actor, rows, problems)
     seen: set[str] = set()
-    taken = set(await _house_ids(session, {r.code for r in rows}))
+    taken = set((await _house_places(session, {r.code for r in rows}))[0])
     for r in rows:
         if r.code in seen or r.code in taken:
             problems.append(
@@ -523,8 +507,7 @@ async def import_houses(session: AsyncSession, actor: Principal, rows: Sequence[
         }
         for r in rows
     ]
-    for start in range(0, len(values), CHUNK):
-        await session.execute(insert(House), values[start : start + CHUNK])
+    await insert_many(session, House, values)
     await revisions.bump(session, "houses")
     await audit.record(
         session, actor, "basedata.houses.import", "house", "", details={"count": len(values)}
@@ -625,8 +608,7 @@ async def import_units(
         }
         for i, r in enumerate(rows)
     ]
-    for start in range(0, len(values), CHUNK):
-        await session.execute(insert(Unit), values[start : start + CHUNK])
+    await insert_many(session, Unit, values)
     await revisions.bump(session, "units")
     await audit.record(
         session, actor, "basedata.units.import", "unit", "", details={"count": len(values)}
@@ -703,8 +685,7 @@ async def import_facilities(
         }
         for i, r in enumerate(rows)
     ]
-    for start in range(0, len(values), CHUNK):
-        await session.execute(insert(Facility), values[start : start + CHUNK])
+    await insert_many(session, Facility, values)
     await revisions.bump(session, "facilities")
     await audit.record(
         session, actor, "basedata.facilities.import", "facility", "", details={"count": len(values)}

@@ -29,7 +29,6 @@ import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 import ahocorasick
 from rapidfuzz.distance import Levenshtein
@@ -616,40 +615,3 @@ async def nearest_address(
         if best is not None:
             return best
     return None
-
-
-async def label_sources(session: AsyncSession, limit: int | None = None) -> list[Any]:
-    """The standard addresses as sources for the labelled noisy set (tests, benchmark)."""
-    from yiwang.demo.address_noise import Source
-
-    nodes = {n.id: n for n in (await session.execute(select(OrgNode))).scalars()}
-    district = next((n.name for n in nodes.values() if n.kind == OrgKind.DISTRICT.value), "")
-    roads = {
-        rid: (name, tuple(aliases or ()))
-        for rid, name, aliases in (
-            await session.execute(select(Road.id, Road.name, Road.aliases))
-        ).all()
-    }
-    stmt = select(Address).where(Address.road_id.is_not(None)).order_by(Address.id)
-    if limit:
-        stmt = stmt.limit(limit)
-    out = []
-    for a in (await session.execute(stmt)).scalars():
-        grid = nodes[a.grid_id]
-        community = nodes[grid.parent_id] if grid.parent_id else grid
-        town = nodes[community.parent_id] if community.parent_id else community
-        name, aliases = roads[a.road_id]  # type: ignore[index]
-        out.append(
-            Source(
-                a.id,
-                district,
-                town.name,
-                community.name,
-                name,
-                aliases,
-                a.house_number or "",
-                a.compound,
-                a.building_no,
-            )
-        )
-    return out

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yiwang.basedata import revisions
@@ -25,6 +25,7 @@ from yiwang.basedata.locator import AreaLocator, get_locator
 from yiwang.basedata.models import Address, AddressLevel, Building, BuildingUse, Road
 from yiwang.core.audit import service as audit
 from yiwang.core.auth.principal import Principal
+from yiwang.core.db import insert_many
 from yiwang.core.errors import InvalidRows, NotFound, RowProblem
 from yiwang.core.events import service as events
 from yiwang.core.orgs.models import OrgKind, OrgNode
@@ -32,7 +33,6 @@ from yiwang.core.timeutil import utcnow
 from yiwang.geo.cells import cells_of
 from yiwang.geo.files import Feature
 
-CHUNK = 5000
 CODE_RE = re.compile(r"^[0-9A-Z]{6,32}$")
 NUMBER_RE = re.compile(r"^[0-9]{1,5}(-[0-9]{1,4})?$")
 
@@ -132,8 +132,7 @@ async def import_roads(
         }
         for r in rows
     ]
-    for start in range(0, len(values), CHUNK):
-        await session.execute(insert(Road), values[start : start + CHUNK])
+    await insert_many(session, Road, values)
     await revisions.bump(session, revisions.ROADS)
     await audit.record(
         session, actor, "basedata.roads.import", "road", "", details={"count": len(rows)}
@@ -317,12 +316,10 @@ async def _write_addresses(
                 "updated_at": now,
             }
         )
-    for start in range(0, len(building_values), CHUNK):
-        await session.execute(insert(Building), building_values[start : start + CHUNK])
+    await insert_many(session, Building, building_values)
     # parents first: a building address refers to its gate
     address_values.sort(key=lambda v: v["parent_id"] is not None)
-    for start in range(0, len(address_values), CHUNK):
-        await session.execute(insert(Address), address_values[start : start + CHUNK])
+    await insert_many(session, Address, address_values)
     await revisions.bump(session, revisions.ADDRESSES, revisions.BUILDINGS)
     await audit.record(
         session,
@@ -427,8 +424,7 @@ async def export_addresses(session: AsyncSession, principal: Principal) -> list[
         .outerjoin(Building, Building.id == Address.building_id)
         .order_by(Address.code)
     )
-    if not principal.scope.everything:
-        stmt = stmt.where(Address.grid_id.in_(principal.scope.org_ids()))
+    stmt = principal.scope.apply(stmt, Address.grid_id)
     out = []
     for n, (a, road, parent_code, use, floors) in enumerate((await session.execute(stmt)).all(), 1):
         out.append(

@@ -34,13 +34,6 @@ PARENT = OrgNode.__table__.alias("parent")
 TILE_ITEM_LIMIT = 20_000
 
 
-def _visible_path(principal: Principal, path: str) -> bool:
-    scope = principal.scope
-    return (
-        scope.everything or scope.covers_path(path) or any(p.startswith(path) for p in scope.paths)
-    )
-
-
 def _time_filter(column: Any, query: ItemQuery) -> list[Any]:
     if query.datetime_range is None:
         return []
@@ -170,7 +163,7 @@ class AreaLayer:
         for position in np.sort(hits).tolist():
             org_id = index.keys[position]
             label = locator.labels.get(org_id)
-            if label is None or not _visible_path(principal, label.path):
+            if label is None or not principal.scope.sees_path(label.path):
                 continue
             parent = locator.labels.get(label.parent_id or 0)
             lon, lat = locator.label_points.get(org_id, (None, None))
@@ -196,12 +189,6 @@ def _prefixes(path: str) -> list[str]:
     return ["/" + "/".join(parts[:i]) + "/" for i in range(1, len(parts))]
 
 
-def _grid_scope(principal: Principal, column: Any) -> list[Any]:
-    if principal.scope.everything:
-        return []
-    return [column.in_(principal.scope.org_ids())]
-
-
 def _h3_bbox(column: Any, lon: Any, lat: Any, bbox: BBox) -> Any:
     x0, y0, x1, y1 = bbox
     ranges = bbox_ranges(x0, y0, x1, y1)
@@ -210,115 +197,6 @@ def _h3_bbox(column: Any, lon: Any, lat: Any, bbox: BBox) -> Any:
         lon.between(x0, x1),
         lat.between(y0, y1),
     )
-
-
-@dataclass
-class BuildingLayer:
-    name: str = "buildings"
-    title: str = "Standard buildings"
-    description: str = "标准建筑物: footprints, use and floors"
-    geometry_type: str = "polygon"
-    permission: str = "basedata.read"
-    min_zoom: int = 15
-    temporal: str | None = "updated_at"
-
-    @property
-    def queryables(self) -> dict[str, str]:
-        return {"code": "string", "use": "string", "floors": "integer"}
-
-    async def stamp(self, session: AsyncSession) -> tuple[int, ...]:
-        return await revisions.current(session, revisions.BUILDINGS)
-
-    async def extent(self, session: AsyncSession) -> BBox | None:
-        row = (
-            await session.execute(
-                select(
-                    func.min(Building.lon),
-                    func.min(Building.lat),
-                    func.max(Building.lon),
-                    func.max(Building.lat),
-                )
-            )
-        ).one()
-        return None if row[0] is None else (row[0], row[1], row[2], row[3])
-
-    @staticmethod
-    def _item(b: Building) -> Item:
-        geom = from_wkb(b.footprint) if b.footprint else shapely.Point(b.lon, b.lat)
-        return Item(
-            b.code,
-            geom,
-            {
-                "code": b.code,
-                "name": b.name,
-                "use": b.use,
-                "floors": b.floors,
-                "updated_at": b.updated_at.isoformat(),
-            },
-        )
-
-    async def items(
-        self, session: AsyncSession, principal: Principal, query: ItemQuery
-    ) -> ItemPage:
-        principal.require(self.permission)
-        stmt = select(Building).where(*_grid_scope(principal, Building.grid_id))
-        if query.bbox is not None:
-            stmt = stmt.where(_h3_bbox(Building.h3, Building.lon, Building.lat, query.bbox))
-        stmt = stmt.where(*_time_filter(Building.updated_at, query))
-        for key, value in query.filters.items():
-            if key == "floors":
-                if not value.isdecimal() or int(value) > 1000:
-                    raise BadParameter("floors must be a whole number up to 1000.", field="floors")
-                stmt = stmt.where(Building.floors == int(value))
-            elif key in self.queryables:
-                stmt = stmt.where(getattr(Building, key) == value)
-        total = (
-            await session.execute(select(func.count()).select_from(stmt.subquery()))
-        ).scalar_one()
-        rows = await session.execute(
-            stmt.order_by(Building.id).limit(query.limit).offset(query.offset)
-        )
-        return ItemPage([self._item(b) for b in rows.scalars()], int(total))
-
-    async def item(self, session: AsyncSession, principal: Principal, item_id: str) -> Item | None:
-        principal.require(self.permission)
-        row = (
-            await session.execute(
-                select(Building).where(
-                    Building.code == item_id, *_grid_scope(principal, Building.grid_id)
-                )
-            )
-        ).scalar_one_or_none()
-        return None if row is None else self._item(row)
-
-    async def tile_items(
-        self, session: AsyncSession, principal: Principal, bbox: BBox, zoom: int
-    ) -> Sequence[Item]:
-        principal.require(self.permission)
-        rows = await session.execute(
-            select(
-                Building.code,
-                Building.footprint,
-                Building.lon,
-                Building.lat,
-                Building.name,
-                Building.use,
-                Building.floors,
-            )
-            .where(
-                _h3_bbox(Building.h3, Building.lon, Building.lat, bbox),
-                *_grid_scope(principal, Building.grid_id),
-            )
-            .limit(TILE_ITEM_LIMIT)
-        )
-        return [
-            Item(
-                code,
-                from_wkb(fp) if fp else shapely.Point(lon, lat),
-                {"code": code, "name": name, "use": use, "floors": floors},
-            )
-            for code, fp, lon, lat, name, use, floors in rows.all()
-        ]
 
 
 @dataclass
@@ -423,14 +301,15 @@ def base_layers() -> list[Any]:
         ),
         AreaLayer(OrgKind.GRID, "grids", "Standard grids", "标准作业网格: standard grids", 11),
         RoadLayer(),
-        BuildingLayer(),
     ]
 
 
 @dataclass
 class PointLayer:
-    """A table of points with ``code``-like id, lon/lat/h3 and ``grid_id``: units and
-    facilities. ``columns`` are the properties shown; ``queryables`` those filterable."""
+    """A table of records placed by lon/lat/h3 and ``grid_id`` (buildings, addresses, units,
+    facilities). ``columns`` are the properties shown, ``filterable`` the queryables (those in
+    ``whole_numbers`` are integers); a ``footprint`` column, when set and filled, is drawn
+    instead of the point."""
 
     name: str
     title: str
@@ -446,10 +325,12 @@ class PointLayer:
     temporal: str | None = "updated_at"
     #: column -> property name, where they differ
     renames: tuple[tuple[str, str], ...] = ()
+    whole_numbers: tuple[str, ...] = ()
+    footprint: str | None = None
 
     @property
     def queryables(self) -> dict[str, str]:
-        return dict.fromkeys(self.filterable, "string")
+        return {f: "integer" if f in self.whole_numbers else "string" for f in self.filterable}
 
     async def stamp(self, session: AsyncSession) -> tuple[int, ...]:
         return await revisions.current(session, self.revision)
@@ -467,19 +348,27 @@ class PointLayer:
         names = dict(self.renames)
         props = {names.get(c, c): getattr(row, c) for c in self.columns}
         props["updated_at"] = row.updated_at.isoformat()
-        return Item(getattr(row, self.id_column), shapely.Point(row.lon, row.lat), props)
+        shape = getattr(row, self.footprint) if self.footprint else None
+        geometry = from_wkb(shape) if shape else shapely.Point(row.lon, row.lat)
+        return Item(getattr(row, self.id_column), geometry, props)
 
     async def items(
         self, session: AsyncSession, principal: Principal, query: ItemQuery
     ) -> ItemPage:
         principal.require(self.permission)
         m = self.model
-        stmt = select(m).where(*_grid_scope(principal, m.grid_id))
+        stmt = select(m).where(principal.scope.condition(m.grid_id))
         if query.bbox is not None:
             stmt = stmt.where(_h3_bbox(m.h3, m.lon, m.lat, query.bbox))
         stmt = stmt.where(*_time_filter(m.updated_at, query))
         for key, value in query.filters.items():
-            if key in self.filterable:
+            if key in self.whole_numbers:
+                if not value.isdecimal() or len(value) > 9:
+                    raise BadParameter(
+                        "{name} must be a whole number.", field=key, params={"name": key}
+                    )
+                stmt = stmt.where(getattr(m, key) == int(value))
+            elif key in self.filterable:
                 stmt = stmt.where(getattr(m, key) == value)
         counted = select(func.count()).select_from(stmt.subquery())
         total = (await session.execute(counted)).scalar_one()
@@ -492,7 +381,7 @@ class PointLayer:
         row = (
             await session.execute(
                 select(m).where(
-                    getattr(m, self.id_column) == item_id, *_grid_scope(principal, m.grid_id)
+                    getattr(m, self.id_column) == item_id, principal.scope.condition(m.grid_id)
                 )
             )
         ).scalar_one_or_none()
@@ -505,16 +394,30 @@ class PointLayer:
         m = self.model
         rows = await session.execute(
             select(m)
-            .where(_h3_bbox(m.h3, m.lon, m.lat, bbox), *_grid_scope(principal, m.grid_id))
+            .where(_h3_bbox(m.h3, m.lon, m.lat, bbox), principal.scope.condition(m.grid_id))
             .limit(TILE_ITEM_LIMIT)
         )
         return [self._item(r) for r in rows.scalars()]
 
 
-def actual_layers() -> list[Any]:
+def record_layers() -> list[Any]:
     from yiwang.basedata.models import Facility, Unit
 
     return [
+        PointLayer(
+            "buildings",
+            "Standard buildings",
+            "标准建筑物: footprints, use and floors",
+            Building,
+            "code",
+            ("code", "name", "use", "floors"),
+            ("code", "use", "floors"),
+            "buildings",
+            geometry_type="polygon",
+            min_zoom=15,
+            whole_numbers=("floors",),
+            footprint="footprint",
+        ),
         PointLayer(
             "addresses",
             "Standard addresses",

@@ -28,14 +28,12 @@ async def _field(ctx: Ctx, status: int = 200, **extra: object) -> Response:
     facilities = []
     if principal.has("basedata.edit"):
         stmt = select(Facility).order_by(Facility.id).limit(30)
-        if not principal.scope.everything:
-            stmt = stmt.where(Facility.grid_id.in_(principal.scope.org_ids()))
+        stmt = principal.scope.apply(stmt, Facility.grid_id)
         facilities = list((await ctx.session.execute(stmt)).scalars())
     pending = []
     if principal.has("basedata.approve"):
         stmt2 = select(Proposal).where(Proposal.status == "pending").order_by(Proposal.id)
-        if not principal.scope.everything:
-            stmt2 = stmt2.where(Proposal.grid_id.in_(principal.scope.org_ids()))
+        stmt2 = principal.scope.apply(stmt2, Proposal.grid_id)
         pending = list((await ctx.session.execute(stmt2.limit(50))).scalars())
     return render_page(
         ctx,

@@ -46,10 +46,7 @@ async def _may_patrol(session: AsyncSession, actor: Principal, grid_id: int, use
         return False
     user_path = row[0]
     grid = (await get_locator(session)).labels.get(grid_id)
-    in_actor_scope = actor.scope.covers_path(user_path) or any(
-        p.startswith(user_path) for p in actor.scope.paths
-    )
-    return grid is not None and grid.path.startswith(user_path) and in_actor_scope
+    return grid is not None and grid.path.startswith(user_path) and actor.scope.sees_path(user_path)
 
 
 async def create_task(
@@ -103,8 +100,7 @@ async def list_tasks(
 ) -> tuple[list[PatrolTask], int]:
     principal.require("basedata.read")
     stmt = select(PatrolTask)
-    if not principal.scope.everything:
-        stmt = stmt.where(PatrolTask.grid_id.in_(principal.scope.org_ids()))
+    stmt = principal.scope.apply(stmt, PatrolTask.grid_id)
     if status:
         stmt = stmt.where(PatrolTask.status == status)
     total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()

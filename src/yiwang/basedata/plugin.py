@@ -6,7 +6,7 @@ from __future__ import annotations
 from importlib.resources import files
 
 from yiwang.basedata import pages, routes, routes_actuals, routes_field
-from yiwang.basedata.layers import actual_layers, base_layers
+from yiwang.basedata.layers import base_layers, record_layers
 from yiwang.core.plugins import NavItem, Permission, Registry, RoleSpec
 
 PERMISSIONS = (
@@ -47,5 +47,5 @@ def register(registry: Registry) -> None:
         NavItem("field", "Field work", "/field", permission="basedata.edit", order=30),
         NavItem("people", "Actual population", "/people", permission="basedata.read", order=40),
     )
-    for layer in [*base_layers(), *actual_layers()]:
+    for layer in [*base_layers(), *record_layers()]:
         registry.add_layer(layer.name, layer)

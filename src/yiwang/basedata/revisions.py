@@ -11,7 +11,6 @@ AREAS = "areas"
 ROADS = "roads"
 ADDRESSES = "addresses"
 BUILDINGS = "buildings"
-KINDS = (AREAS, ROADS, ADDRESSES, BUILDINGS)
 
 
 async def bump(session: AsyncSession, *names: str) -> None:

@@ -10,9 +10,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from yiwang.basedata import address_match, addresses, areas
-from yiwang.basedata.locator import get_locator
+from yiwang.basedata.locator import AreaLocator, get_locator
 from yiwang.basedata.models import Area
-from yiwang.core.auth.principal import Principal
 from yiwang.core.errors import ValidationFailed
 from yiwang.core.orgs.models import OrgKind
 from yiwang.geo import files
@@ -55,30 +54,23 @@ class PlaceOut(BaseModel):
     distance_m: float | None = None
 
 
-def _visible(principal: Principal, path: str | None) -> bool:
-    return path is not None and principal.scope.covers_path(path)
-
-
-async def _match_out(ctx: Ctx, index: address_match.AddressIndex, text: str) -> MatchOut:
+async def _match_out(
+    ctx: Ctx, index: address_match.AddressIndex, locator: AreaLocator, text: str
+) -> MatchOut:
     result = index.match(text)
     if result is None:
         return MatchOut(text=text)
-    locator = await get_locator(ctx.session)
     principal = ctx.principal
     grid_code = None
     if result.grid_id is not None:
         label = locator.labels.get(result.grid_id)
-        if label is None or not _visible(principal, label.path):
+        if label is None or not principal.scope.sees_path(label.path):
             return MatchOut(text=text)  # outside the caller's scope: not found for them
         grid_code = label.code
     bbox = None
     if result.kind == "area":
         label = locator.labels.get(result.id)
-        visible = label is not None and (
-            _visible(principal, label.path)
-            or any(p.startswith(label.path) for p in principal.scope.paths)
-        )
-        if not visible:
+        if label is None or not principal.scope.sees_path(label.path):
             return MatchOut(text=text)
         area = await ctx.session.get(Area, result.id)
         if area is not None:
@@ -103,7 +95,7 @@ async def match(
     ctx: Ctx = Depends(requires("basedata.read"), scope="function"),
 ) -> MatchOut:
     index = await address_match.get_index(ctx.session)
-    return await _match_out(ctx, index, q)
+    return await _match_out(ctx, index, await get_locator(ctx.session), q)
 
 
 @router.post("/match", summary="Many address texts at once (at most 1,000)")
@@ -111,7 +103,8 @@ async def match_batch(
     body: BatchIn, ctx: Ctx = Depends(requires("basedata.read"), scope="function")
 ) -> list[MatchOut]:
     index = await address_match.get_index(ctx.session)
-    return [await _match_out(ctx, index, text) for text in body.texts]
+    locator = await get_locator(ctx.session)
+    return [await _match_out(ctx, index, locator, text) for text in body.texts]
 
 
 @router.get("/locate", summary="Which town, community, grid a point is in, and its nearest address")
@@ -131,8 +124,7 @@ async def locate(
         label = locator.labels.get(org_id or 0)
         if label is None:
             return None
-        above = any(p.startswith(label.path) for p in principal.scope.paths)
-        return label.code if _visible(principal, label.path) or above else None
+        return label.code if principal.scope.sees_path(label.path) else None
 
     out = PlaceOut(
         lon=lon,
@@ -145,7 +137,7 @@ async def locate(
     if out.grid_code is not None:
         nearest = await address_match.nearest_address(ctx.session, lon, lat)
         near_grid = locator.labels.get(nearest.grid_id) if nearest is not None else None
-        if nearest is not None and near_grid and _visible(principal, near_grid.path):
+        if nearest is not None and near_grid and principal.scope.sees_path(near_grid.path):
             out.nearest_address_code = nearest.code
             out.nearest_address = nearest.name
             out.distance_m = round(nearest.distance_m, 1)

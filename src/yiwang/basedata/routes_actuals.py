@@ -234,8 +234,7 @@ async def units(
 ) -> UnitsPage:
     principal = ctx.principal
     stmt: Any = select(Unit, Address.full_name).join(Address, Address.id == Unit.address_id)
-    if not principal.scope.everything:
-        stmt = stmt.where(Unit.grid_id.in_(principal.scope.org_ids()))
+    stmt = principal.scope.apply(stmt, Unit.grid_id)
     if kind:
         stmt = stmt.where(Unit.kind == kind)
     if q:

@@ -150,8 +150,7 @@ async def proposals(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     stmt = select(Proposal)
-    if not ctx.principal.scope.everything:
-        stmt = stmt.where(Proposal.grid_id.in_(ctx.principal.scope.org_ids()))
+    stmt = ctx.principal.scope.apply(stmt, Proposal.grid_id)
     if status:
         stmt = stmt.where(Proposal.status == status)
     counted = select(func.count()).select_from(stmt.subquery())

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, String, Text, event
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -169,6 +170,15 @@ def create_engine(settings: Settings) -> AsyncEngine:
         event.listen(engine.sync_engine, "rollback", queue.end)
         event.listen(engine.sync_engine.pool, "checkin", queue.checkin)
     return engine
+
+
+async def insert_many(
+    session: AsyncSession, model: Any, rows: Sequence[dict[str, Any]], chunk: int = 5000
+) -> None:
+    """Bulk INSERT (executemany) in chunks, so that a large import stays within the drivers'
+    parameter limits and does not hold one enormous statement in memory."""
+    for start in range(0, len(rows), chunk):
+        await session.execute(sa_insert(model), rows[start : start + chunk])
 
 
 def keep(session: AsyncSession, *objects: object) -> None:

@@ -143,9 +143,7 @@ async def build_demo(
         await _actuals(db, settings, system, standard, streets, seed, sizes, progress)
     progress("accounts")
     async with db.session() as session:
-        root = (
-            await session.execute(select(OrgNode).where(OrgNode.code == settings.district_code))
-        ).scalar_one()
+        root = await orgs.get_by_code(session, settings.district_code)
         for suffix, name in DEPARTMENTS:
             code = f"{settings.district_code}-{suffix}"
             if code not in existing:

@@ -9,6 +9,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yiwang.basedata.models import Address, Road
+from yiwang.core.orgs.models import OrgKind, OrgNode
+
 _CN = "零一二三四五六七八九"
 NOISE_AFTER = ("门口", "附近", "对面", "旁边", "边上", "这里", "路口", "隔壁")
 NOISE_BEFORE = ("往东50米", "往南100米", "大概在", "就在")
@@ -115,3 +121,38 @@ def make_samples(sources: list[Source], n: int, seed: int) -> list[Sample]:
     rng = random.Random(seed)
     picks = [rng.choice(sources) for _ in range(n)]
     return [Sample(s.address_id, noisy_text(rng, s)) for s in picks]
+
+
+async def label_sources(session: AsyncSession, limit: int | None = None) -> list[Source]:
+    """The stored standard addresses as sources for the labelled noisy set (tests, bench)."""
+    nodes = {n.id: n for n in (await session.execute(select(OrgNode))).scalars()}
+    district = next((n.name for n in nodes.values() if n.kind == OrgKind.DISTRICT.value), "")
+    roads = {
+        rid: (name, tuple(aliases or ()))
+        for rid, name, aliases in (
+            await session.execute(select(Road.id, Road.name, Road.aliases))
+        ).all()
+    }
+    stmt = select(Address).where(Address.road_id.is_not(None)).order_by(Address.id)
+    if limit:
+        stmt = stmt.limit(limit)
+    out = []
+    for a in (await session.execute(stmt)).scalars():
+        grid = nodes[a.grid_id]
+        community = nodes[grid.parent_id] if grid.parent_id else grid
+        town = nodes[community.parent_id] if community.parent_id else community
+        name, aliases = roads[a.road_id]  # type: ignore[index]
+        out.append(
+            Source(
+                a.id,
+                district,
+                town.name,
+                community.name,
+                name,
+                aliases,
+                a.house_number or "",
+                a.compound,
+                a.building_no,
+            )
+        )
+    return out

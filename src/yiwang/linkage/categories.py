@@ -104,6 +104,21 @@ async def seed_categories(session: AsyncSession, settings: Settings) -> None:
         existing[code] = row
 
 
+async def list_all(session: AsyncSession) -> list[Category]:
+    return list((await session.execute(select(Category).order_by(Category.code))).scalars())
+
+
+async def get_by_code(session: AsyncSession, code: str, *, field: str = "category") -> Category:
+    found = (
+        await session.execute(select(Category).where(Category.code == code))
+    ).scalar_one_or_none()
+    if found is None:
+        raise ValidationFailed(
+            "No category with code '{code}'.", field=field, params={"code": code}
+        )
+    return found
+
+
 @dataclass(frozen=True)
 class Terms:
     """A category's effective urgency and limits (its own, else inherited)."""

@@ -10,10 +10,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from yiwang.basedata.locator import get_locator
-from yiwang.core.errors import ValidationFailed
+from yiwang.core.errors import NotFound, ValidationFailed
+from yiwang.core.orgs import service as orgs
 from yiwang.core.orgs.models import OrgNode
 from yiwang.linkage import categories, service
-from yiwang.linkage.models import Category
 from yiwang.web.context import Ctx, requires
 
 router = APIRouter(prefix="/api/v1/linkage", tags=["Linkage"])
@@ -98,7 +98,7 @@ class CategoryOut(BaseModel):
 async def list_categories(
     ctx: Ctx = Depends(requires("linkage.read"), scope="function"),
 ) -> list[CategoryOut]:
-    rows = list((await ctx.session.execute(select(Category).order_by(Category.code))).scalars())
+    rows = await categories.list_all(ctx.session)
     codes = {c.id: c.code for c in rows}
     out = []
     for c in rows:
@@ -136,27 +136,19 @@ class ResponsibilityOut(BaseModel):
 
 
 async def _org_id(ctx: Ctx, code: str, field: str) -> int:
-    node = (
-        await ctx.session.execute(select(OrgNode).where(OrgNode.code == code))
-    ).scalar_one_or_none()
-    if node is None:
-        raise ValidationFailed("No org with code '{code}'.", field=field, params={"code": code})
-    return node.id
+    try:
+        return (await orgs.get_by_code(ctx.session, code)).id
+    except NotFound:
+        raise ValidationFailed(
+            "No org with code '{code}'.", field=field, params={"code": code}
+        ) from None
 
 
 @router.put("/responsibilities", summary="Set who leads and assists for a category in an area")
 async def put_responsibility(
     body: ResponsibilityIn, ctx: Ctx = Depends(requires("linkage.configure"), scope="function")
 ) -> ResponsibilityOut:
-    category = (
-        await ctx.session.execute(select(Category).where(Category.code == body.category_code))
-    ).scalar_one_or_none()
-    if category is None:
-        raise ValidationFailed(
-            "No category with code '{code}'.",
-            field="category_code",
-            params={"code": body.category_code},
-        )
+    category = await categories.get_by_code(ctx.session, body.category_code, field="category_code")
     area = await _org_id(ctx, body.area_code, "area_code") if body.area_code else None
     lead = await _org_id(ctx, body.lead_code, "lead_code")
     helpers = [await _org_id(ctx, c, "assisting_codes") for c in body.assisting_codes]
@@ -194,17 +186,9 @@ async def preview_route(
     lat: Annotated[float, Query(ge=-90, le=90)],
     ctx: Ctx = Depends(requires("linkage.read"), scope="function"),
 ) -> RouteOut:
-    found = (
-        await ctx.session.execute(select(Category).where(Category.code == category))
-    ).scalar_one_or_none()
-    if found is None:
-        raise ValidationFailed(
-            "No category with code '{code}'.", field="category", params={"code": category}
-        )
+    found = await categories.get_by_code(ctx.session, category)
     place = (await get_locator(ctx.session)).locate(lon, lat)
-    district = (
-        await ctx.session.execute(select(OrgNode).where(OrgNode.code == ctx.settings.district_code))
-    ).scalar_one()
+    district = await orgs.get_by_code(ctx.session, ctx.settings.district_code)
     result = await categories.route(ctx.session, found.id, place.town_id, district.id)
     names = {
         n.id: n.code

@@ -45,9 +45,7 @@ class Limit:
 
     def budget(self, calendar: WorkCalendar, start: datetime) -> float:
         """The limit as seconds of the clock's own time (working or natural)."""
-        if self.unit is Unit.HOUR:
-            return self.amount * 3600.0
-        if self.unit is Unit.WORKHOUR:
+        if self.unit is not Unit.WORKDAY:  # hours of the clock's own kind
             return self.amount * 3600.0
         # working days: the working time from the start to the end of the N-th working day
         end_day = calendar.add_workdays(as_utc(start).astimezone(LOCAL_TZ).date(), self.amount)
