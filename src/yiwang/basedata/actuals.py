@@ -35,13 +35,12 @@ from yiwang.core.audit import service as audit
 from yiwang.core.auth.principal import Principal
 from yiwang.core.db import insert_many
 from yiwang.core.errors import InvalidRows, NotFound, RowProblem
-from yiwang.core.security.crypto import SM4Cipher, hmac_sm3_hex
 from yiwang.core.security.masking import mask_id_number, mask_name, mask_phone
+from yiwang.core.security.personal import PHONE_RE, PersonalData
 from yiwang.core.settings import Settings
 from yiwang.core.timeutil import utcnow
 from yiwang.geo.cells import cells_of
 
-PHONE_RE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
 FACILITY_KINDS = (
     "hydrant",
     "manhole",
@@ -56,25 +55,6 @@ FACILITY_KINDS = (
 )
 HOUSE_USES = ("residential", "commercial", "office", "industrial", "public", "other")
 OWNERSHIPS = ("owned", "rented", "public", "vacant", "other")
-
-
-class PersonalData:
-    """The cipher and the keyed hash of one deployment's data key."""
-
-    def __init__(self, settings: Settings) -> None:
-        key = settings.data_key_bytes()
-        self.cipher = SM4Cipher(key)
-        # a key of its own for lookups, derived so that it never equals the cipher key
-        self.hash_key = bytes.fromhex(hmac_sm3_hex(key, "yiwang:lookup-hash"))
-
-    def seal(self, table: str, column: str, value: str) -> str:
-        return self.cipher.encrypt(value, associated=f"{table}.{column}".encode())
-
-    def open(self, table: str, column: str, token: str) -> str:
-        return self.cipher.decrypt(token, associated=f"{table}.{column}".encode())
-
-    def id_hash(self, id_number: str) -> str:
-        return hmac_sm3_hex(self.hash_key, id_number.strip().upper())
 
 
 # --- where rows live: addresses by code, with their grid and scope ------------------------

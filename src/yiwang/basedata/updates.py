@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yiwang.basedata import revisions
-from yiwang.basedata.actuals import FACILITY_KINDS, HOUSE_USES, OWNERSHIPS, PHONE_RE, PersonalData
+from yiwang.basedata.actuals import FACILITY_KINDS, HOUSE_USES, OWNERSHIPS
 from yiwang.basedata.locator import get_locator
 from yiwang.basedata.models import Change, Facility, House, Person, PersonKind, Proposal, Unit
 from yiwang.core.audit import service as audit
@@ -28,6 +28,7 @@ from yiwang.core.auth.principal import Principal
 from yiwang.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from yiwang.core.events import service as events
 from yiwang.core.security.masking import mask_phone
+from yiwang.core.security.personal import PHONE_RE, PersonalData
 from yiwang.core.settings import Settings
 from yiwang.core.timeutil import utcnow
 

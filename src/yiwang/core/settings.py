@@ -81,6 +81,17 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = 0.5
     job_lease_seconds: int = 300
 
+    # Cases (linkage).
+    #: the share of a case's time limit after which its light turns yellow
+    linkage_warn_share: float = Field(0.8, gt=0, lt=1)
+    #: days after closure in which a reporter may reopen a case (返工)
+    linkage_reopen_days: int = Field(15, ge=0, le=365)
+    #: how far (metres) a verifier may stand from the reported place
+    linkage_verify_radius_m: float = Field(300.0, gt=0)
+    #: how text messages leave: "log" (written to the log), "record" (kept in memory, for
+    #: tests and demos) or "module:attribute" naming a sender of your gateway
+    sms_sender: str = "log"
+
     #: Proxies whose X-Forwarded-For we believe (nginx on the same host by default).
     trusted_proxies: str = "127.0.0.1,::1,::ffff:127.0.0.1"
 

@@ -188,6 +188,66 @@ async def route(
     return Route(town_id or district_id, (), "locality", chain[0].code)
 
 
+async def district_id(session: AsyncSession) -> int:
+    """The district's own org (the root of the tree)."""
+    found = (
+        (
+            await session.execute(
+                select(OrgNode.id)
+                .where(OrgNode.kind == OrgKind.DISTRICT.value)
+                .order_by(OrgNode.id)
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if found is None:
+        raise ValidationFailed("The district is not set up yet.", field="channel")
+    return int(found)
+
+
+async def check_handlers(
+    session: AsyncSession,
+    lead_id: int,
+    assisting: list[int],
+    area_id: int | None,
+    *,
+    area_must_be_town: bool = False,
+) -> None:
+    """Cases are handled by active departments and towns; a town only on its own ground
+    (属地), the lead never also assists, and nobody assists twice."""
+    orgs = {
+        n.id: n
+        for n in (
+            await session.execute(
+                select(OrgNode).where(OrgNode.id.in_([lead_id, *assisting, area_id or 0]))
+            )
+        ).scalars()
+    }
+    if (
+        area_must_be_town
+        and area_id is not None
+        and (area_id not in orgs or orgs[area_id].kind != OrgKind.TOWN.value)
+    ):
+        raise ValidationFailed("The area must be a town or street.", field="area_id")
+    for field, org_id in [("lead_id", lead_id), *(("assisting", a) for a in assisting)]:
+        node = orgs.get(org_id)
+        if (
+            node is None
+            or not node.active
+            or node.kind not in (OrgKind.DEPARTMENT.value, OrgKind.TOWN.value)
+        ):
+            raise ValidationFailed(
+                "Cases are handled by active departments and towns.", field=field
+            )
+        if node.kind == OrgKind.TOWN.value and node.id != area_id:
+            raise ValidationFailed("A town handles cases of its own area only.", field=field)
+    if lead_id in assisting or len(set(assisting)) != len(assisting):
+        raise ValidationFailed(
+            "The lead does not also assist, and nobody assists twice.", field="assisting"
+        )
+
+
 async def set_responsibility(
     session: AsyncSession,
     actor: Principal,
@@ -201,33 +261,7 @@ async def set_responsibility(
     """Create or change one entry of the matrix, with its history and an audit record."""
     actor.require("linkage.configure")
     await _chain(session, category_id)
-    orgs = {
-        n.id: n
-        for n in (
-            await session.execute(
-                select(OrgNode).where(OrgNode.id.in_([lead_id, *assisting, area_id or 0]))
-            )
-        ).scalars()
-    }
-    if area_id is not None and (area_id not in orgs or orgs[area_id].kind != OrgKind.TOWN.value):
-        raise ValidationFailed("The area must be a town or street.", field="area_id")
-    for field, org_id in [("lead_id", lead_id), *(("assisting", a) for a in assisting)]:
-        node = orgs.get(org_id)
-        if (
-            node is None
-            or not node.active
-            or node.kind not in (OrgKind.DEPARTMENT.value, OrgKind.TOWN.value)
-        ):
-            raise ValidationFailed(
-                "Cases are handled by active departments and towns.", field=field
-            )
-        if node.kind == OrgKind.TOWN.value and node.id != area_id:
-            # a town answers for its own ground only (属地): never for another town's
-            raise ValidationFailed("A town handles cases of its own area only.", field=field)
-    if lead_id in assisting or len(set(assisting)) != len(assisting):
-        raise ValidationFailed(
-            "The lead does not also assist, and nobody assists twice.", field="assisting"
-        )
+    await check_handlers(session, lead_id, assisting, area_id, area_must_be_town=True)
     row = (
         await session.execute(
             select(Responsibility)

@@ -1,16 +1,22 @@
-"""Linkage tables (so far: the editable working-day calendar)."""
+"""Linkage tables: the working-day calendar, categories and the responsibility matrix, and
+cases with their tasks, timeline and applications."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -107,3 +113,162 @@ class CalendarYear(Base):
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     published_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Case(Base):
+    """One request from any channel (工单): located, classified, routed, handled within its
+    limit, verified, closed and rated. ``area_id`` is the grid (or, without one, the town) the
+    place belongs to; together with the handling departments it decides who sees the case."""
+
+    __tablename__ = "linkage_case"
+    __table_args__ = (
+        UniqueConstraint("channel", "source_ref"),
+        Index("ix_linkage_case_open_due", "status", "due_at"),
+        Index("ix_linkage_case_category_reported", "category_id", "reported_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), index=True)
+    #: the channel's own reference (the hotline ticket, the sensor alert id...)
+    source_ref: Mapped[str | None] = mapped_column(String(64))
+    #: the caller's Idempotency-Key, prefixed with who sent it
+    idempotency_key: Mapped[str | None] = mapped_column(String(160), unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    address_text: Mapped[str] = mapped_column(String(200), default="")
+    lon: Mapped[float | None] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)
+    h3: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    address_id: Mapped[int | None] = mapped_column(ForeignKey("base_address.id"))
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("org_node.id"), index=True)
+    town_id: Mapped[int | None] = mapped_column(ForeignKey("org_node.id"), index=True)
+    #: the grid, else the town, else the district: where the case lies in the org tree
+    area_id: Mapped[int] = mapped_column(ForeignKey("org_node.id"), index=True)
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("linkage_category.id"))
+    urgency: Mapped[str] = mapped_column(String(16), default="normal")
+    #: what intake suggested (address, category, duplicates, departments) and its confidence
+    suggestions: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    #: the channel's own fields (hazard level, sensor reading, ticket data...)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    reporter_name: Mapped[str | None] = mapped_column(String(200))  # SM4-sealed
+    reporter_phone: Mapped[str | None] = mapped_column(String(200))  # SM4-sealed
+    reporter_phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: a secret the reporter holds to rate or reopen without an account (SM3 hash stored)
+    reporter_token_hash: Mapped[str | None] = mapped_column(String(64))
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    filed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    #: the SLA clock (``sla.Clock`` as data) and what the queue needs of it
+    clock: Mapped[dict[str, Any] | None] = mapped_column(JSONText)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    warn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    light: Mapped[str | None] = mapped_column(String(8))
+    #: closed after its deadline (or still open past it): counted once, kept for the KPIs
+    overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+    supervised: Mapped[int] = mapped_column(Integer, default=0)
+    extensions: Mapped[int] = mapped_column(Integer, default=0)
+    reopened: Mapped[int] = mapped_column(Integer, default=0)
+    returned: Mapped[int] = mapped_column(Integer, default=0)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("linkage_case.id"), index=True)
+    lead_org_id: Mapped[int | None] = mapped_column(ForeignKey("org_node.id"), index=True)
+    rating: Mapped[str | None] = mapped_column(String(16))
+    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reject_reason: Mapped[str | None] = mapped_column(String(500))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class CaseTask(Base):
+    """One department's part of a case: the lead (主办) or an assisting department (协办)."""
+
+    __tablename__ = "linkage_case_task"
+    __table_args__ = (Index("ix_linkage_case_task_org_status", "org_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("linkage_case.id"), index=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("org_node.id"))
+    role: Mapped[str] = mapped_column(String(8))  # lead, assist
+    status: Mapped[str] = mapped_column(String(12))  # pending, handling, done, returned, void
+    result: Mapped[str] = mapped_column(Text, default="")
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CaseStep(Base):
+    """The case's timeline: every transition, who made it, when, and what they said."""
+
+    __tablename__ = "linkage_case_step"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("linkage_case.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(String(24))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    actor_name: Mapped[str] = mapped_column(String(64))
+    actor_org_id: Mapped[int | None] = mapped_column(ForeignKey("org_node.id"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    #: shown to the reporter on the tracking page
+    public: Mapped[bool] = mapped_column(Boolean, default=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+
+
+class CaseApplication(Base):
+    """A department's request that the centre decides: an extension (延期) or a suspension
+    (挂起)."""
+
+    __tablename__ = "linkage_case_application"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("linkage_case.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(12))  # extension, suspension
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    org_id: Mapped[int] = mapped_column(ForeignKey("org_node.id"))
+    amount: Mapped[int | None] = mapped_column(Integer)
+    unit: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+
+
+class ClassifierModel(Base):
+    """A trained category classifier, shared by every worker; the newest one is used."""
+
+    __tablename__ = "linkage_classifier"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trained_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    samples: Mapped[int] = mapped_column(Integer)
+    held_out: Mapped[int] = mapped_column(Integer)
+    #: share of the held-out (newest) cases whose category it predicted right
+    accuracy: Mapped[float] = mapped_column(Float)
+    #: the same share for the keyword rules, measured on the same cases
+    keyword_accuracy: Mapped[float] = mapped_column(Float)
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Attachment(Base):
+    """A photo of a case (the file itself lives in the attachment store)."""
+
+    __tablename__ = "linkage_attachment"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("linkage_case.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    original_name: Mapped[str] = mapped_column(String(128), default="")
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    uploaded_by_name: Mapped[str] = mapped_column(String(64))
+    #: "reporter", "department", "verifier" or "centre"
+    role: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -135,7 +135,7 @@ class ResponsibilityOut(BaseModel):
     version: int
 
 
-async def _org_id(ctx: Ctx, code: str, field: str) -> int:
+async def org_id_of(ctx: Ctx, code: str, field: str) -> int:
     try:
         return (await orgs.get_by_code(ctx.session, code)).id
     except NotFound:
@@ -149,9 +149,9 @@ async def put_responsibility(
     body: ResponsibilityIn, ctx: Ctx = Depends(requires("linkage.configure"), scope="function")
 ) -> ResponsibilityOut:
     category = await categories.get_by_code(ctx.session, body.category_code, field="category_code")
-    area = await _org_id(ctx, body.area_code, "area_code") if body.area_code else None
-    lead = await _org_id(ctx, body.lead_code, "lead_code")
-    helpers = [await _org_id(ctx, c, "assisting_codes") for c in body.assisting_codes]
+    area = await org_id_of(ctx, body.area_code, "area_code") if body.area_code else None
+    lead = await org_id_of(ctx, body.lead_code, "lead_code")
+    helpers = [await org_id_of(ctx, c, "assisting_codes") for c in body.assisting_codes]
     row = await categories.set_responsibility(
         ctx.session,
         ctx.principal,

@@ -149,3 +149,42 @@ def light(calendar: WorkCalendar, clock: Clock, now: datetime) -> Light:
     if clock.running_since is None:
         return Light.PAUSED
     return Light.YELLOW if share >= clock.warn_share else Light.GREEN
+
+
+def warning_at(calendar: WorkCalendar, clock: Clock, now: datetime) -> datetime | None:
+    """When the clock turns yellow if it keeps running from now (None while paused; the
+    moment it turned, if it has)."""
+    if clock.running_since is None:
+        return None
+    target = clock.warn_share * clock.budget
+    spent = used(calendar, clock, now)
+    if spent >= target:
+        return _add(calendar, clock.unit, clock.running_since, max(0.0, target - clock.used))
+    return _add(calendar, clock.unit, now, target - spent)
+
+
+def to_data(clock: Clock) -> dict[str, object]:
+    return {
+        "unit": clock.unit.value,
+        "budget": clock.budget,
+        "used": clock.used,
+        "running_since": clock.running_since.isoformat() if clock.running_since else None,
+        "stopped": clock.stopped,
+        "warn_share": clock.warn_share,
+        "ran_out_at": clock.ran_out_at.isoformat() if clock.ran_out_at else None,
+    }
+
+
+def from_data(data: dict[str, object]) -> Clock:
+    def moment(value: object) -> datetime | None:
+        return as_utc(datetime.fromisoformat(str(value))) if value else None
+
+    return Clock(
+        Unit(str(data["unit"])),
+        float(data["budget"]),  # type: ignore[arg-type]
+        float(data["used"]),  # type: ignore[arg-type]
+        moment(data.get("running_since")),
+        bool(data.get("stopped")),
+        float(data.get("warn_share", 0.8)),  # type: ignore[arg-type]
+        moment(data.get("ran_out_at")),
+    )
