@@ -142,3 +142,13 @@ async def test_private_channels_are_not_published(
     hidden = await desk_client.get(f"/open311/v2/requests/{made.case.id}.json")
     assert hidden.status_code == 404
     assert (await desk_client.get("/open311/v2/requests.json")).json() == []
+
+
+async def test_odd_ids_are_not_found_not_errors(desk: Desk, desk_client: httpx.AsyncClient) -> None:
+    for odd in ("²", "99999999999999", "-1", "1e3"):
+        answer = await desk_client.get(f"/open311/v2/requests/{odd}.json")
+        assert answer.status_code == 404, odd
+        token = await desk_client.get(f"/open311/v2/tokens/{odd}.xml")
+        assert token.status_code == 404, odd
+    listed = await desk_client.get("/open311/v2/requests.json?service_request_id=²,99999999999")
+    assert listed.status_code == 200 and listed.json() == []

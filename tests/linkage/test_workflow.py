@@ -465,3 +465,54 @@ async def test_photos_lose_their_exif_and_bad_files_are_refused(desk: Desk) -> N
     for bad in (b"", b"GIF89a....", b"<svg></svg>", raw[:200]):
         with pytest.raises(ValidationFailed):
             attachments.clean(bad)
+
+
+async def test_review_fixes_hold(desk: Desk) -> None:
+    """Rejecting a parent rejects its merged duplicates; a closed case cannot be resumed; a
+    failed verification of a suspended case leaves its clock stopped; foreign photos and
+    other people's source references are refused; overdue cases lead the queue."""
+    from yiwang.linkage import queries
+
+    centre, cgj, gw, gw_other = [await desk.who(u) for u in ("centre", "cgj", "gw", "gw_other")]
+    parent = (await take_in(desk, centre, **fields(desk, "12345", 1))).case
+    child = (await take_in(desk, centre, **fields(desk, "12345", 2))).case
+    await act(desk, workflow.merge, centre, child.id, parent.id)
+    await act(desk, workflow.reject, centre, parent.id, "不属于政府职责")
+    assert (await get(desk, child.id)).status == "rejected"
+
+    cid = (await take_in(desk, centre, **fields(desk, "12345", 3))).case.id
+    await act(desk, workflow.dispatch, centre, desk.settings, cid, assisting=[])
+    foreign = await photo(desk, centre, cid)
+    with pytest.raises(ValidationFailed):
+        await act(desk, workflow.progress, cgj, cid, "进展", attachments=[foreign])
+    app = await act(desk, workflow.apply, cgj, cid, "suspension", "等待配合")
+    await act(desk, workflow.decide, centre, app.id, True)
+    await act(desk, workflow.finish, cgj, cid, "已处理")
+    lon, lat = desk.spot
+    pid = await photo(desk, gw, cid)
+    await act(
+        desk, workflow.verify, gw, desk.settings, cid, False, lon=lon, lat=lat, photos=[pid],
+        note="未处理好",
+    )  # fmt: skip
+    failed = await get(desk, cid)
+    assert failed.suspended and failed.light == "paused" and failed.due_at is None
+    await act(desk, workflow.resume, centre, cid)
+    await act(desk, workflow.finish, cgj, cid, "已处理好")
+    pid = await photo(desk, gw, cid)
+    await act(desk, workflow.verify, gw, desk.settings, cid, True, lon=lon, lat=lat, photos=[pid])
+    await act(desk, workflow.close, centre, cid)
+    with pytest.raises(Conflict):
+        await act(desk, workflow.resume, centre, cid)
+
+    await take_in(desk, SYSTEM, **fields(desk, "patrol") | {"source_ref": "P-1"})
+    with pytest.raises(Conflict) as taken:  # someone else's reference, in another grid
+        await take_in(desk, gw_other, **fields(desk, "patrol") | {"source_ref": "P-1"})
+    assert taken.value.field == "source_ref"
+
+    late = (await take_in(desk, centre, **fields(desk, "12345", 4))).case.id
+    await act(desk, workflow.dispatch, centre, desk.settings, late)
+    await act(desk, workflow.check_clocks, datetime(2100, 1, 1, tzinfo=LOCAL_TZ))
+    await take_in(desk, centre, **fields(desk, "12345", 5))
+    async with desk.db.session() as s:
+        rows, _ = await queries.list_cases(s, centre, queries.CaseFilter())
+    assert rows[0].id == late

@@ -23,7 +23,7 @@ from yiwang.basedata.locator import get_locator
 from yiwang.core.audit import service as audit
 from yiwang.core.auth.principal import Principal
 from yiwang.core.db import canonical_json
-from yiwang.core.errors import PermissionDenied, ValidationFailed
+from yiwang.core.errors import Conflict, PermissionDenied, ValidationFailed
 from yiwang.core.events import service as events
 from yiwang.core.security.crypto import sm3_hex
 from yiwang.core.security.personal import PHONE_RE, PersonalData
@@ -215,6 +215,22 @@ async def _existing(session: AsyncSession, data: CaseIn, key: str | None) -> Cas
     return (await session.execute(select(Case).where(or_(*conditions)))).scalars().first()
 
 
+async def _repeat(session: AsyncSession, actor: Principal, case: Case, key: str | None) -> Intake:
+    """The case a repeated request made. A source reference someone else used answers only
+    to whoever may see that case: guessing references never reveals other people's cases."""
+    from yiwang.linkage.queries import visible
+
+    if key is None or case.idempotency_key != key:
+        seen = (
+            await session.execute(select(Case.id).where(Case.id == case.id, visible(actor)))
+        ).first()
+        if seen is None:
+            raise Conflict(
+                "A case with this source reference was taken in already.", field="source_ref"
+            )
+    return Intake(case, False)
+
+
 def _similarity(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a and b else 0.0
 
@@ -291,7 +307,7 @@ async def create(
         key = f"{owner}:{data.idempotency_key}"
     existing = await _existing(session, data, key)
     if existing is not None:
-        return Intake(existing, False)
+        return await _repeat(session, actor, existing, key)
 
     place = await locate(session, data.lon, data.lat, data.address_text)
     text = f"{data.title} {data.description} {data.address_text}".strip()
@@ -374,7 +390,7 @@ async def create(
         existing = await _existing(session, data, key)
         if existing is None:
             raise
-        return Intake(existing, False)
+        return await _repeat(session, actor, existing, key)
     session.add(
         CaseStep(
             case_id=case.id,

@@ -301,6 +301,15 @@ async def _request_rows(ctx: Ctx, cases: list[Case]) -> list[dict[str, Any]]:
     return out
 
 
+def _id(text: str) -> int | None:
+    """A request id as our case id (ASCII digits within the id column's range), else None."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None
+    number = int(text)
+    return number if 0 < number <= 2**31 - 1 else None
+
+
 def _date(value: str | None, field: str) -> datetime | None:
     if not value:
         return None
@@ -320,7 +329,7 @@ async def get_requests(
         q = request.query_params
         stmt = select(Case).where(Case.channel.in_(PUBLIC_CHANNELS))
         if q.get("service_request_id"):
-            ids = [int(i) for i in q["service_request_id"].split(",") if i.strip().isdigit()]
+            ids = [n for n in (_id(i) for i in q["service_request_id"].split(",")) if n]
             stmt = stmt.where(Case.id.in_(ids))
         else:
             start, end = (
@@ -364,7 +373,7 @@ async def get_request(name: str, ctx: Ctx = Depends(any_ctx, scope="function")) 
         case = (
             await ctx.session.execute(
                 select(Case).where(
-                    Case.id == (int(stem) if stem.isdigit() else -1),
+                    Case.id == (_id(stem) or -1),
                     Case.channel.in_(PUBLIC_CHANNELS),
                 )
             )
@@ -381,9 +390,8 @@ async def get_token(name: str, ctx: Ctx = Depends(any_ctx, scope="function")) ->
     async def work(f: str) -> Response:
         stem, _ = _split(name)
         # requests are created at once (no queue): a token is the request id itself
-        if not stem.isdigit():
-            raise Open311Error(404, f"token {stem} not found")
-        found = await ctx.session.get(Case, int(stem))
+        number = _id(stem)
+        found = await ctx.session.get(Case, number) if number else None
         if found is None or found.channel not in PUBLIC_CHANNELS:
             raise Open311Error(404, f"token {stem} not found")
         return _answer(

@@ -99,7 +99,7 @@ async def list_cases(
     total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
     # the most pressing first: overdue, then the nearest deadline, then the newest
     order = (
-        (Case.light == "red").desc(),
+        func.coalesce(Case.light == "red", False).desc(),  # NULLs sort first on PostgreSQL
         Case.due_at.is_(None),
         Case.due_at,
         Case.id.desc(),

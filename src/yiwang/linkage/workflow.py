@@ -35,6 +35,7 @@ from yiwang.core.security.crypto import sm3_hex
 from yiwang.core.settings import Settings
 from yiwang.core.timeutil import utcnow
 from yiwang.geo.coords import haversine_m
+from yiwang.linkage import attachments as attachment_store
 from yiwang.linkage import categories, sla
 from yiwang.linkage import service as calendars
 from yiwang.linkage.calendar import WorkCalendar
@@ -206,6 +207,13 @@ async def _stop(session: AsyncSession, case: Case, now: datetime) -> None:
         _sync(calendar, case, sla.stop(calendar, clock, now), now)
 
 
+async def _own_photos(
+    session: AsyncSession, actor: Principal, case: Case, ids: list[int] | None
+) -> None:
+    if ids:
+        await attachment_store.require_own(session, actor, case.id, ids)
+
+
 # --- recording -----------------------------------------------------------------------------
 
 
@@ -328,7 +336,25 @@ async def reject(
     reason = _note(reason, required=True, field="reason")
     case.status, case.reject_reason, case.closed_at = REJECTED, reason, utcnow()
     await _record(session, actor, case, "reject", ACCEPTED, note=reason)
+    for child in await _children(session, case.id):  # its duplicates are not filed either
+        child.status, child.reject_reason, child.closed_at = REJECTED, reason, case.closed_at
+        await _record(
+            session, actor, child, "reject", MERGED, note=reason, data={"parent_id": case.id}
+        )
     return case
+
+
+async def _children(session: AsyncSession, case_id: int) -> list[Case]:
+    return list(
+        (
+            await session.execute(
+                select(Case)
+                .where(Case.parent_id == case_id, Case.status == MERGED)
+                .order_by(Case.id)
+                .with_for_update()
+            )
+        ).scalars()
+    )
 
 
 async def dispatch(
@@ -385,6 +411,7 @@ async def dispatch(
         )
     before = case.status
     case.status, case.lead_org_id, case.dispatched_at = DISPATCHED, lead_id, now
+    case.suspended = False  # a new dispatch, a new clock
     await _start_clock(session, settings, case, now)
     await _record(
         session,
@@ -430,6 +457,7 @@ async def progress(
     case = await get_case(session, case_id)
     _status(case, DISPATCHED, HANDLING)
     task = await _my_task(session, actor, case)
+    await _own_photos(session, actor, case, attachments)
     await _record(
         session,
         actor,
@@ -455,6 +483,7 @@ async def finish(
     case = await get_case(session, case_id)
     _status(case, DISPATCHED, HANDLING)
     task = await _my_task(session, actor, case)
+    await _own_photos(session, actor, case, attachments)
     result = _note(result, required=True, field="result")
     now = utcnow()
     if task.accepted_at is None:
@@ -496,6 +525,7 @@ async def send_back(session: AsyncSession, actor: Principal, case_id: int, reaso
             if other.status in ACTIVE_TASK:
                 other.status = "void"
         case.status, case.returned, case.lead_org_id = RETURNED, case.returned + 1, None
+        case.suspended = False
         _sync(await calendars.load_calendar(session), case, None, now)
     else:
         remaining = [t for t in await _tasks(session, case.id) if t.status in ACTIVE_TASK]
@@ -642,6 +672,7 @@ async def resume(session: AsyncSession, actor: Principal, case_id: int, note: st
     """The suspension ends; the clock runs again from where it stopped."""
     case = await get_case(session, case_id)
     await _require_centre(session, actor, case)
+    _status(case, *OPEN)
     if not case.suspended:
         raise Conflict("The case is not suspended.", field="status")
     case.suspended = False
@@ -706,9 +737,7 @@ async def verify(
     photos = list(photos or [])
     if not photos:
         raise ValidationFailed("Verification needs a photo.", field="photos")
-    from yiwang.linkage import attachments  # the attachment store needs the case tables
-
-    await attachments.require_own(session, actor, case.id, photos)
+    await _own_photos(session, actor, case, photos)
     note = _note(note, required=not passed)
     now = utcnow()
     if passed:
@@ -719,7 +748,8 @@ async def verify(
             if task.role == "lead" and task.status == "done":
                 task.status, task.done_at = "handling", None
                 break
-        await _resume(session, case, now)
+        if not case.suspended:
+            await _resume(session, case, now)
     await _record(
         session,
         actor,
@@ -747,20 +777,10 @@ async def close(
     _expect(case, version)
     _status(case, VERIFIED)
     now = utcnow()
-    case.status, case.closed_at = CLOSED, now
+    case.status, case.closed_at, case.suspended = CLOSED, now, False
     await _stop(session, case, now)
     await _record(session, actor, case, "close", VERIFIED, note=_note(note))
-    children = (
-        (
-            await session.execute(
-                select(Case)
-                .where(Case.parent_id == case.id, Case.status == MERGED)
-                .with_for_update()
-            )
-        )
-        .scalars()
-        .all()
-    )
+    children = await _children(session, case.id)
     for child in children:
         child.status, child.closed_at = CLOSED, now
         await _record(
@@ -902,6 +922,7 @@ async def reopen(
                 )
             )
     case.status, case.reopened, case.closed_at = DISPATCHED, case.reopened + 1, None
+    case.suspended = False
     case.rating = case.rated_at = None
     case.dispatched_at, case.handled_at = now, None
     await _start_clock(session, settings, case, now)
