@@ -3,7 +3,16 @@ reporter notifications, the SLA and training jobs."""
 
 from __future__ import annotations
 
-from yiwang.core.plugins import EventHandler, PeriodicJob, Permission, Registry, RoleSpec
+from importlib.resources import files
+
+from yiwang.core.plugins import (
+    EventHandler,
+    NavItem,
+    PeriodicJob,
+    Permission,
+    Registry,
+    RoleSpec,
+)
 from yiwang.linkage import (
     categories,
     machine,
@@ -11,6 +20,7 @@ from yiwang.linkage import (
     open311,
     routes,
     routes_cases,
+    routes_kpi,
     service,
     suggest,
     workflow,
@@ -71,6 +81,10 @@ def register(registry: Registry) -> None:
     registry.add_api_router(routes.router)
     registry.add_api_router(routes_cases.router)
     registry.add_api_router(open311.router)
+    registry.add_api_router(routes_kpi.api)
+    registry.add_page_router(routes_kpi.pages)
+    registry.add_templates(str(files("yiwang.linkage") / "templates"))
+    registry.add_nav(NavItem("kpi", "Case KPIs", "/cases/kpi", permission="linkage.read", order=60))
     registry.add_seed(categories.seed_categories)
     registry.add_handler(
         EventHandler(
