@@ -272,3 +272,37 @@ class Attachment(Base):
     #: "reporter", "department", "verifier" or "centre"
     role: Mapped[str] = mapped_column(String(12))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RewardRule(Base):
+    """有奖举报: the reward for a verified hazard of a level (1 一般 … 4 特别重大)."""
+
+    __tablename__ = "linkage_reward_rule"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32))
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Reward(Base):
+    """The ledger: one reward per hazard (the tip case; duplicates merged into it get none),
+    proposed, approved by someone else, then paid with the payment's reference."""
+
+    __tablename__ = "linkage_reward"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("linkage_case.id"), unique=True)
+    level: Mapped[int] = mapped_column(Integer)
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(12), index=True)  # proposed, approved, paid, refused
+    proposed_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    proposed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paid_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    payment_ref: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, default="")

@@ -18,9 +18,11 @@ from yiwang.linkage import (
     machine,
     notify,
     open311,
+    rewards,
     routes,
     routes_cases,
     routes_kpi,
+    routes_rewards,
     service,
     suggest,
     workflow,
@@ -36,6 +38,8 @@ PERMISSIONS = (
     Permission("linkage.handle", "Handle the cases dispatched to your department"),
     Permission("linkage.verify", "Verify handled cases on site"),
     Permission("linkage.supervise", "Supervise (督办) open cases"),
+    Permission("linkage.reward", "Propose tip rewards and record their payment"),
+    Permission("linkage.reward.approve", "Approve or refuse tip rewards"),
     Permission("linkage.reveal", "See a reporter's name and phone in full (audited)"),
 )
 
@@ -60,6 +64,7 @@ def register(registry: Registry) -> None:
                 "linkage.verify",
                 "linkage.supervise",
                 "linkage.reveal",
+                "linkage.reward",
             ),
             data_scope="all",
         ),
@@ -75,6 +80,7 @@ def register(registry: Registry) -> None:
         "linkage.calendar",
         "linkage.configure",
         "linkage.supervise",
+        "linkage.reward.approve",
     )
     registry.grant("staff", "linkage.read")
     registry.grant("grid_worker", "linkage.read", "linkage.patrol", "linkage.verify")
@@ -82,10 +88,12 @@ def register(registry: Registry) -> None:
     registry.add_api_router(routes_cases.router)
     registry.add_api_router(open311.router)
     registry.add_api_router(routes_kpi.api)
+    registry.add_api_router(routes_rewards.router)
     registry.add_page_router(routes_kpi.pages)
     registry.add_templates(str(files("yiwang.linkage") / "templates"))
     registry.add_nav(NavItem("kpi", "Case KPIs", "/cases/kpi", permission="linkage.read", order=60))
     registry.add_seed(categories.seed_categories)
+    registry.add_seed(rewards.seed_rules)
     registry.add_handler(
         EventHandler(
             "linkage.notify_reporter",

@@ -52,7 +52,7 @@ GROUP_TITLES = {
 }
 
 
-def _period(start: date | None, end: date | None) -> tuple[datetime, datetime]:
+def local_period(start: date | None, end: date | None) -> tuple[datetime, datetime]:
     """Local days [start, end]; by default this year to today."""
     today = datetime.now(LOCAL_TZ).date()
     first = start or date(today.year, 1, 1)
@@ -96,7 +96,7 @@ Group = Annotated[str, Query(description=", ".join(kpi.GROUPS))]
 async def _figures(
     ctx: Ctx, start: date | None, end: date | None, group: str
 ) -> tuple[list[kpi.Row], kpi.Row, datetime, datetime]:
-    lo, hi = _period(start, end)
+    lo, hi = local_period(start, end)
     rows, total = await kpi.compute(ctx.session, ctx.principal, lo, hi, group)
     if group == "channel":
         for r in rows:
