@@ -25,6 +25,9 @@ EARTH_RADIUS_M = 6371008.8  # mean radius, for distances
 FloatArray = npt.NDArray[np.float64]
 Number = TypeVar("Number", float, FloatArray)
 
+#: where maps open before they know better (the reference district, Lishui)
+DEFAULT_CENTRE = (119.03, 31.60)
+
 
 class CRS(enum.StrEnum):
     """The coordinate systems Yiwang accepts at its edges."""

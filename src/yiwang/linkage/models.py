@@ -306,3 +306,17 @@ class Reward(Base):
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     payment_ref: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class PhoneCode(Base):
+    """A one-time code sent by text message to prove a citizen holds a phone number."""
+
+    __tablename__ = "linkage_phone_code"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone_hash: Mapped[str] = mapped_column(String(64), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    used: Mapped[bool] = mapped_column(Boolean, default=False)

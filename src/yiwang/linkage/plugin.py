@@ -18,6 +18,7 @@ from yiwang.linkage import (
     machine,
     notify,
     open311,
+    pages,
     rewards,
     routes,
     routes_cases,
@@ -90,6 +91,7 @@ def register(registry: Registry) -> None:
     registry.add_api_router(routes_kpi.api)
     registry.add_api_router(routes_rewards.router)
     registry.add_page_router(routes_kpi.pages)
+    registry.add_page_router(pages.router)
     registry.add_templates(str(files("yiwang.linkage") / "templates"))
     registry.add_nav(NavItem("kpi", "Case KPIs", "/cases/kpi", permission="linkage.read", order=60))
     registry.add_seed(categories.seed_categories)

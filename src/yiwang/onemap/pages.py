@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 
 from yiwang.basedata import stats
+from yiwang.geo.coords import DEFAULT_CENTRE
 from yiwang.onemap.service import layers_for
 from yiwang.web.context import Ctx, requires
 from yiwang.web.templating import render_page
@@ -16,7 +17,6 @@ from yiwang.web.templating import render_page
 router = APIRouter()
 
 #: default view: the district (the map fits the district outline once it loads)
-DEFAULT_CENTRE = (119.03, 31.60)
 
 
 def _map_config(ctx: Ctx) -> dict[str, Any]:
