@@ -171,3 +171,32 @@ async def test_the_live_stream_announces_new_cases_in_scope(desk: Desk) -> None:
             mine = await take_in(desk, centre, **fields(desk, "12345", 9))
             await asyncio.wait_for(task, timeout=20)
     assert [(r["case_id"], r["kind"]) for r in received] == [(mine.case.id, "accepted")]
+
+
+async def test_the_cases_layer_shows_each_user_their_open_cases(
+    desk: Desk, desk_client: httpx.AsyncClient
+) -> None:
+    import mapbox_vector_tile
+
+    from tests.linkage.test_workflow import fields, take_in
+    from yiwang.geo.tiles import lonlat_to_tile
+
+    centre = await desk.who("centre")
+    made = await take_in(desk, centre, **fields(desk, "12345", 1))
+    await take_in(desk, centre, **fields(desk, "12345", 2) | {"category": "C0101"})
+    await sign_in(desk_client, "gw")
+    mine = (await desk_client.get("/ogcapi/collections/cases/items?limit=10")).json()
+    assert mine["numberMatched"] == 2
+    assert {f["properties"]["status"] for f in mine["features"]} == {"accepted"}
+    await sign_in(desk_client, "gw_other")
+    other = (await desk_client.get("/ogcapi/collections/cases/items")).json()
+    assert other["numberMatched"] == 0
+    await sign_in(desk_client, "centre")
+    await act(desk, workflow.dispatch, centre, desk.settings, made.case.id)
+    await sign_in(desk_client, "swj")  # assists on the first case only
+    lon, lat = desk.spot
+    x, y = lonlat_to_tile(15, lon, lat)
+    tile = await desk_client.get(f"/tiles/cases/15/{x}/{y}.mvt")
+    assert tile.status_code == 200
+    features = mapbox_vector_tile.decode(tile.content)["cases"]["features"]
+    assert [f["properties"]["light"] for f in features] == ["green"]

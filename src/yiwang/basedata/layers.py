@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import shapely
 from shapely.geometry import box
-from sqlalchemy import Select, and_, false, func, or_, select
+from sqlalchemy import Select, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yiwang.basedata import revisions
@@ -26,24 +26,18 @@ from yiwang.basedata.models import Address, Area, Building, Road
 from yiwang.core.auth.principal import Principal
 from yiwang.core.errors import BadParameter
 from yiwang.core.orgs.models import OrgKind, OrgNode
-from yiwang.geo.cells import bbox_ranges
-from yiwang.geo.layers import BBox, Item, ItemPage, ItemQuery
+from yiwang.geo.layers import (
+    BBox,
+    Item,
+    ItemPage,
+    ItemQuery,
+    h3_bbox_condition,
+    time_conditions,
+)
 
 PARENT = OrgNode.__table__.alias("parent")
 #: Most items a tile of points or footprints carries; beyond it the tile is thinned.
 TILE_ITEM_LIMIT = 20_000
-
-
-def _time_filter(column: Any, query: ItemQuery) -> list[Any]:
-    if query.datetime_range is None:
-        return []
-    start, end = query.datetime_range
-    out = []
-    if start is not None:
-        out.append(column >= start)
-    if end is not None:
-        out.append(column <= end)
-    return out
 
 
 @dataclass
@@ -126,7 +120,7 @@ class AreaLayer:
             stmt = stmt.where(
                 Area.max_lon >= x0, Area.min_lon <= x1, Area.max_lat >= y0, Area.min_lat <= y1
             )
-        stmt = stmt.where(*_time_filter(Area.updated_at, query))
+        stmt = stmt.where(*time_conditions(Area.updated_at, query))
         for key, value in query.filters.items():
             column = {"code": Area.code, "name": OrgNode.name, "grid_type": Area.grid_type}.get(key)
             if key == "parent_code":
@@ -189,16 +183,6 @@ def _prefixes(path: str) -> list[str]:
     return ["/" + "/".join(parts[:i]) + "/" for i in range(1, len(parts))]
 
 
-def _h3_bbox(column: Any, lon: Any, lat: Any, bbox: BBox) -> Any:
-    x0, y0, x1, y1 = bbox
-    ranges = bbox_ranges(x0, y0, x1, y1)
-    return and_(
-        or_(*(column.between(lo, hi) for lo, hi in ranges)),
-        lon.between(x0, x1),
-        lat.between(y0, y1),
-    )
-
-
 @dataclass
 class RoadLayer:
     """Roads are the district's shared reference: everyone who may read base data sees them."""
@@ -246,7 +230,7 @@ class RoadLayer:
     ) -> ItemPage:
         principal.require(self.permission)
         stmt = select(Road)
-        stmt = stmt.where(*_time_filter(Road.updated_at, query))
+        stmt = stmt.where(*time_conditions(Road.updated_at, query))
         for key, value in query.filters.items():
             if key in self.queryables:
                 stmt = stmt.where(getattr(Road, key) == value)
@@ -359,8 +343,8 @@ class PointLayer:
         m = self.model
         stmt = select(m).where(principal.scope.condition(m.grid_id))
         if query.bbox is not None:
-            stmt = stmt.where(_h3_bbox(m.h3, m.lon, m.lat, query.bbox))
-        stmt = stmt.where(*_time_filter(m.updated_at, query))
+            stmt = stmt.where(h3_bbox_condition(m.h3, m.lon, m.lat, query.bbox))
+        stmt = stmt.where(*time_conditions(m.updated_at, query))
         for key, value in query.filters.items():
             if key in self.whole_numbers:
                 if not value.isdecimal() or len(value) > 9:
@@ -394,7 +378,9 @@ class PointLayer:
         m = self.model
         rows = await session.execute(
             select(m)
-            .where(_h3_bbox(m.h3, m.lon, m.lat, bbox), principal.scope.condition(m.grid_id))
+            .where(
+                h3_bbox_condition(m.h3, m.lon, m.lat, bbox), principal.scope.condition(m.grid_id)
+            )
             .limit(TILE_ITEM_LIMIT)
         )
         return [self._item(r) for r in rows.scalars()]

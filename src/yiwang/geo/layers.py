@@ -77,3 +77,31 @@ class Layer(Protocol):
     ) -> Sequence[Item]:
         """The items to draw in a tile (may thin out or simplify at low zoom)."""
         ...
+
+
+def h3_bbox_condition(column: Any, lon: Any, lat: Any, bbox: BBox) -> Any:
+    """Rows whose H3 cell (``column``) and position fall in ``bbox``: B-tree range scans."""
+    from sqlalchemy import and_, or_
+
+    from yiwang.geo.cells import bbox_ranges
+
+    x0, y0, x1, y1 = bbox
+    ranges = bbox_ranges(x0, y0, x1, y1)
+    return and_(
+        or_(*(column.between(lo, hi) for lo, hi in ranges)),
+        lon.between(x0, x1),
+        lat.between(y0, y1),
+    )
+
+
+def time_conditions(column: Any, query: ItemQuery) -> list[Any]:
+    """The ``datetime`` filter of an item query on ``column``."""
+    if query.datetime_range is None:
+        return []
+    start, end = query.datetime_range
+    out = []
+    if start is not None:
+        out.append(column >= start)
+    if end is not None:
+        out.append(column <= end)
+    return out

@@ -28,6 +28,7 @@ from yiwang.linkage import (
     suggest,
     workflow,
 )
+from yiwang.linkage.layers import CaseLayer
 
 PERMISSIONS = (
     Permission("linkage.read", "View cases and the working-day calendar"),
@@ -92,6 +93,7 @@ def register(registry: Registry) -> None:
     registry.add_api_router(routes_rewards.router)
     registry.add_page_router(routes_kpi.pages)
     registry.add_page_router(pages.router)
+    registry.add_layer("cases", CaseLayer())
     registry.add_templates(str(files("yiwang.linkage") / "templates"))
     registry.add_nav(NavItem("kpi", "Case KPIs", "/cases/kpi", permission="linkage.read", order=60))
     registry.add_seed(categories.seed_categories)

@@ -38,7 +38,13 @@ function style() {
         paint: { "line-color": color, "line-width": ["interpolate", ["linear"], ["zoom"], 11, 0.5, 16, 4] } });
     } else {
       layers.push({ ...base, id: `${layer.name}-circle`, type: "circle",
-        paint: { "circle-color": color, "circle-radius": ["interpolate", ["linear"], ["zoom"], 14, 1.5, 18, 5] } });
+        paint: layer.name === "cases"
+          // cases: the colour of their time-limit light, larger so they stand out
+          ? { "circle-color": ["match", ["get", "light"], "red", "#d62728", "yellow", "#f0b400",
+                                "green", "#2ca02c", "#7f7f7f"],
+              "circle-radius": ["interpolate", ["linear"], ["zoom"], 10, 3, 18, 8],
+              "circle-stroke-color": "#fff", "circle-stroke-width": 1 }
+          : { "circle-color": color, "circle-radius": ["interpolate", ["linear"], ["zoom"], 14, 1.5, 18, 5] } });
     }
   }
   return { version: 8, sources, layers };
