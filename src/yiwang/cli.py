@@ -201,6 +201,8 @@ def demo(
         # The demo is served over plain HTTP; loopback is a secure context for browsers,
         # but a colleague opening it by the machine's address would lose the cookie.
         settings.cookie_secure = False
+    if "YIWANG_SMS_SENDER" not in os.environ:
+        settings.sms_sender = "file"  # no gateway: the codes citizens need land in a file
     initialise(settings)
     from yiwang.demo import SCALES
 
@@ -226,7 +228,13 @@ def demo(
     typer.echo(f"\nYiwang demo district ready at {url}\n")
     for username, password, note in logins:
         typer.echo(f"  {username:<10} {password:<18} {note}")
-    typer.echo("\nAdministrators enrol an authenticator app (TOTP) at first sign-in.\n")
+    typer.echo("\nAdministrators enrol an authenticator app (TOTP) at first sign-in.")
+    if settings.sms_sender == "file":
+        outbox = settings.var_dir / "sms-outbox.jsonl"
+        typer.echo(
+            f"Citizens report at {url.rsplit('/', 1)[0]}/report; text messages go to {outbox}."
+        )
+    typer.echo("")
     if browser:
         webbrowser.open(url)
     from yiwang.serve import run

@@ -88,8 +88,8 @@ class Settings(BaseSettings):
     linkage_reopen_days: int = Field(15, ge=0, le=365)
     #: how far (metres) a verifier may stand from the reported place
     linkage_verify_radius_m: float = Field(300.0, gt=0)
-    #: how text messages leave: "log" (written to the log), "record" (kept in memory, for
-    #: tests and demos) or "module:attribute" naming a sender of your gateway
+    #: how text messages leave: "log" (written to the log), "file" (var_dir/sms-outbox.jsonl),
+    #: "record" (kept in memory, for tests) or "module:attribute" naming your gateway's sender
     sms_sender: str = "log"
 
     #: Proxies whose X-Forwarded-For we believe (nginx on the same host by default).
