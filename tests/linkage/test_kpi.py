@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import select
 
 from tests.linkage.conftest import Desk, sign_in
 from yiwang.core.timeutil import LOCAL_TZ
-from yiwang.linkage import kpi
+from yiwang.linkage import facts, kpi
 from yiwang.linkage.categories import get_by_code
 from yiwang.linkage.models import Case
 
@@ -55,6 +56,8 @@ async def seven_cases(desk: Desk) -> None:
             values["reported_at"] = DAY + timedelta(minutes=n)
             values["source_ref"] = name
             s.add(Case(**values))
+        await s.flush()
+        await facts.sync(s, *(await s.execute(select(Case))).scalars())
 
 
 EXPECTED = {

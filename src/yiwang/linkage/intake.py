@@ -32,7 +32,7 @@ from yiwang.core.settings import Settings
 from yiwang.core.timeutil import as_utc, utcnow
 from yiwang.geo.cells import cell_of, disk_ranges
 from yiwang.geo.coords import haversine_m
-from yiwang.linkage import categories, channels, suggest
+from yiwang.linkage import categories, channels, facts, suggest
 from yiwang.linkage.models import Case, CaseStep, Category
 from yiwang.linkage.status import OPEN
 
@@ -425,6 +425,7 @@ async def create(
         if existing is None:
             raise
         return await _repeat(session, actor, existing, key)
+    await facts.sync(session, case)
     session.add(
         CaseStep(
             case_id=case.id,

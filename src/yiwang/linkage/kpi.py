@@ -29,17 +29,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yiwang.core.auth.principal import Principal
 from yiwang.core.errors import ValidationFailed
 from yiwang.core.orgs.models import OrgNode
 from yiwang.core.timeutil import as_utc, utcnow
-from yiwang.linkage.models import Case, Category
-from yiwang.linkage.queries import visible
+from yiwang.linkage.models import CaseFact as Case
+from yiwang.linkage.models import CaseTask, Category
 from yiwang.linkage.status import CLOSED, MERGED, REJECTED
 
+AREA_KINDS = {"district", "town", "community", "grid"}
 GROUPS = ("department", "town", "grid", "category", "channel", "day", "week", "month", "year")
 MAX_DAYS = 3 * 366
 
@@ -87,12 +88,32 @@ class Row:
 
 
 def _bucket(dialect: str, grain: str) -> Any:
-    """The local (Asia/Shanghai) day, ISO week, month or year a case was reported in."""
+    """The local day, ISO week, month or year a case was reported in (from its local day)."""
     if dialect == "sqlite":
-        fmt = {"day": "%Y-%m-%d", "week": "%Y-W%W", "month": "%Y-%m", "year": "%Y"}[grain]
-        return func.strftime(fmt, Case.reported_at, "+8 hours")
+        if grain == "week":
+            return func.strftime("%Y-W%W", Case.day)
+        return func.substr(Case.day, 1, {"day": 10, "month": 7, "year": 4}[grain])
     fmt = {"day": "YYYY-MM-DD", "week": 'IYYY-"W"IW', "month": "YYYY-MM", "year": "YYYY"}[grain]
-    return func.to_char(func.timezone("Asia/Shanghai", Case.reported_at), fmt)
+    return func.to_char(Case.day, fmt)
+
+
+async def _scope(session: AsyncSession, principal: Principal) -> ColumnElement[bool]:
+    """``queries.visible`` for the facts, in the form each engine runs fast: areas by their
+    org, and the cases a department has a part in by a semi-join on the tasks (towns have
+    parts only in their own area, which the area already covers)."""
+    scope = principal.scope
+    if scope.everything:
+        return true()
+    kinds = set(
+        (await session.execute(select(OrgNode.kind).where(OrgNode.path.in_(scope.paths))))
+        .scalars()
+        .all()
+    )
+    area = Case.area_id.in_(scope.org_ids())
+    if kinds <= AREA_KINDS:
+        return area
+    tasks = select(CaseTask.case_id).where(scope.condition(CaseTask.org_id))
+    return or_(area, Case.case_id.in_(tasks))
 
 
 def _hours(dialect: str, start: Any, end: Any) -> Any:
@@ -102,7 +123,8 @@ def _hours(dialect: str, start: Any, end: Any) -> Any:
 
 
 def _count(condition: Any) -> Any:
-    return func.sum(case((condition, 1), else_=0))
+    # an aggregate FILTER is much cheaper than SUM(CASE ...) on both engines
+    return func.count().filter(condition)
 
 
 async def compute(
@@ -129,6 +151,10 @@ async def compute(
         )
     at = as_utc(at) if at else min(utcnow(), end)
     dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        # a generic plan of this prepared statement (after five runs) scans the whole year
+        # through the index; plan for the actual period every time
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     key: Any = {
         "department": Case.lead_org_id,
         "town": Case.town_id,
@@ -162,16 +188,15 @@ async def compute(
             _count(Case.rating.in_(("satisfied", "basic"))).label("satisfied"),
             _count(handled).label("handled"),
             func.coalesce(
-                func.sum(
-                    case(
-                        (handled, _hours(dialect, Case.dispatched_at, Case.handled_at)),
-                        else_=literal(0.0),
-                    )
-                ),
+                func.sum(_hours(dialect, Case.dispatched_at, Case.handled_at)).filter(handled),
                 0.0,
             ).label("handling_hours"),
         )
-        .where(Case.reported_at >= start, Case.reported_at < end, visible(principal))
+        .where(
+            Case.reported_at >= start,
+            Case.reported_at < end,
+            await _scope(session, principal),
+        )
         .group_by(key)
         .order_by(key)
     )

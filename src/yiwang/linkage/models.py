@@ -320,3 +320,36 @@ class PhoneCode(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     used: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class CaseFact(Base):
+    """The narrow copy of each case that the KPIs read: a year of cases scans fast because
+    the texts, suggestions and clock of the case row are not in the way, and the rows are
+    kept in report order (clustered on SQLite). Kept in step with the case by every
+    transition (``yiwang.linkage.facts``)."""
+
+    __tablename__ = "linkage_case_fact"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("linkage_case.id"), primary_key=True, unique=True
+    )
+    #: the local (Asia/Shanghai) day of the report, for grouping by day, week, month, year
+    day: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    area_id: Mapped[int] = mapped_column(Integer)
+    town_id: Mapped[int | None] = mapped_column(Integer)
+    grid_id: Mapped[int | None] = mapped_column(Integer)
+    category_id: Mapped[int | None] = mapped_column(Integer)
+    lead_org_id: Mapped[int | None] = mapped_column(Integer)
+    filed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    reopened: Mapped[int] = mapped_column(Integer, default=0)
+    extensions: Mapped[int] = mapped_column(Integer, default=0)
+    rating: Mapped[str | None] = mapped_column(String(16))

@@ -22,14 +22,16 @@ from yiwang.linkage.status import ACCEPTED, FILED, OPEN, RETURNED, VERIFIED, VER
 QUEUES = ("centre", "department", "verify", "applications", "all")
 
 
-def visible(principal: Principal) -> ColumnElement[bool]:
+def visible(
+    principal: Principal, case_id: Any = Case.id, area_id: Any = Case.area_id
+) -> ColumnElement[bool]:
     """A case is seen by whoever's scope holds its place, and by the departments (and their
-    superiors) that have a part in it."""
+    superiors) that have a part in it. (The columns may be another table's copy of them.)"""
     scope = principal.scope
     if scope.everything:
         return true()
-    handled = exists().where(CaseTask.case_id == Case.id, scope.condition(CaseTask.org_id))
-    return or_(scope.condition(Case.area_id), handled)
+    handled = exists().where(CaseTask.case_id == case_id, scope.condition(CaseTask.org_id))
+    return or_(scope.condition(area_id), handled)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from yiwang.core.settings import Settings
 from yiwang.core.timeutil import utcnow
 from yiwang.geo.coords import haversine_m
 from yiwang.linkage import attachments as attachment_store
-from yiwang.linkage import categories, sla
+from yiwang.linkage import categories, facts, sla
 from yiwang.linkage import service as calendars
 from yiwang.linkage.calendar import WorkCalendar
 from yiwang.linkage.intake import case_code
@@ -244,6 +244,7 @@ async def _record(
     session.add(step)
     case.version += 1
     await session.flush()
+    await facts.sync(session, case)
     await audit.record(
         session,
         actor,
