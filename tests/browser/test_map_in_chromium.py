@@ -128,7 +128,7 @@ def test_the_map_draws_the_district_and_search_flies_to_town_and_address(
     page.goto(url + "/map")
     page.wait_for_function("() => window.yiwangMap && window.yiwangMap.loaded()", timeout=30_000)
     expect(page.locator(".map-label-towns", has_text="永阳街道")).to_be_visible(timeout=20_000)
-    expect(page.locator("#map-layers input")).to_have_count(8)
+    expect(page.locator("#map-layers input")).to_have_count(9)  # eight base-data layers, cases
 
     page.fill("#map-q", "永阳街道")
     page.click("#map-search button")
