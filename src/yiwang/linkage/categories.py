@@ -12,7 +12,9 @@ ancestor category; with no entry at all, the town that owns the place leads (属
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -145,7 +147,37 @@ async def _chain(session: AsyncSession, category_id: int) -> list[Category]:
 async def terms(session: AsyncSession, category_id: int) -> Terms:
     """The nearest category in the chain that sets each term gives it; an amount and its unit
     are inherited together (a unit alone never reinterprets an ancestor's amount)."""
-    chain = await _chain(session, category_id)
+    return terms_of(await _chain(session, category_id))
+
+
+class CategoryLike(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def urgency(self) -> str | None: ...
+    @property
+    def limit_amount(self) -> int | None: ...
+    @property
+    def limit_unit(self) -> str | None: ...
+    @property
+    def urgent_hours(self) -> int | None: ...
+
+
+class EntryLike(Protocol):
+    @property
+    def category_id(self) -> int: ...
+    @property
+    def area_id(self) -> int | None: ...
+    @property
+    def lead_id(self) -> int: ...
+    @property
+    def assisting(self) -> list[int]: ...
+
+
+def terms_of(chain: Sequence[CategoryLike]) -> Terms:
+    """``terms`` over a chain already at hand (the category, then its ancestors)."""
     urgency = next((c.urgency for c in chain if c.urgency is not None), "normal")
     limit = next(
         (
@@ -179,6 +211,17 @@ async def route(
         .scalars()
         .all()
     )
+    return route_of(chain, rows, town_id, district_id)
+
+
+def route_of(
+    chain: Sequence[CategoryLike],
+    rows: Iterable[EntryLike],
+    town_id: int | None,
+    district_id: int,
+) -> Route:
+    """``route`` over a chain and matrix entries already at hand."""
+    rows = list(rows)
     areas = (town_id, None) if town_id is not None else (None,)
     for category in chain:  # the most specific category first, then its ancestors
         for area in areas:  # the town's own entry first, then the district-wide one
@@ -302,6 +345,9 @@ async def set_responsibility(
             new=new,
         )
     )
+    from yiwang.linkage import suggest
+
+    suggest.forget()  # intake routes from a cached copy of the matrix
     await audit.record(
         session,
         actor,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
 from typing import Any
 
@@ -32,17 +33,23 @@ def values(case: Case) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """One statement, executed for many rows: the same compiled SQL whatever their number."""
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    stmt = insert(CaseFact)
+    return stmt.on_conflict_do_update(
+        index_elements=[CaseFact.reported_at, CaseFact.case_id],
+        set_={c: stmt.excluded[c] for c in COLUMNS if c != "reported_at"},
+    )
+
+
 async def sync(session: AsyncSession, *cases: Case) -> None:
     """Write the facts of these cases (insert or update)."""
     if not cases:
         return
-    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
-    stmt = insert(CaseFact).values([values(c) for c in cases])
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[CaseFact.reported_at, CaseFact.case_id],
-        set_={c: stmt.excluded[c] for c in COLUMNS if c != "reported_at"},
-    )
-    await session.execute(stmt)
+    stmt = _upsert(session.get_bind().dialect.name)
+    await session.execute(stmt, [values(c) for c in cases])
 
 
 async def sync_ids(session: AsyncSession, ids: list[int]) -> None:

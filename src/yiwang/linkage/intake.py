@@ -9,13 +9,16 @@ and the departments when it files and dispatches the case.
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+import h3
+from sqlalchemy import Select, bindparam, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,16 +27,16 @@ from yiwang.basedata.locator import get_locator
 from yiwang.core.audit import service as audit
 from yiwang.core.auth.principal import Principal
 from yiwang.core.db import canonical_json
-from yiwang.core.errors import Conflict, PermissionDenied, ValidationFailed
+from yiwang.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from yiwang.core.events import service as events
 from yiwang.core.security.crypto import sm3_hex
 from yiwang.core.security.personal import PHONE_RE, PersonalData
 from yiwang.core.settings import Settings
 from yiwang.core.timeutil import as_utc, utcnow
-from yiwang.geo.cells import cell_of, disk_ranges
-from yiwang.geo.coords import haversine_m
-from yiwang.linkage import categories, channels, facts, suggest
-from yiwang.linkage.models import Case, CaseStep, Category
+from yiwang.geo.cells import cell_of, descendant_range, merge_ranges
+from yiwang.geo.coords import distance_m
+from yiwang.linkage import channels, facts, suggest
+from yiwang.linkage.models import Case, CaseStep
 from yiwang.linkage.status import OPEN
 
 MAX_DESCRIPTION = 2000
@@ -263,6 +266,38 @@ def duplicate_rank(distance_m: float, age: timedelta, text_similarity: float) ->
     return text_similarity + (1 - distance_m / DUPLICATE_RADIUS_M) + (1 - min(hours, 168.0) / 168.0)
 
 
+#: the coarse cells searched for duplicates: a point's cell at this resolution (about 920 m
+#: across) and its six neighbours reach far beyond the radius whichever way it lies
+_NEAR_RES = 8
+
+
+def _near_ranges(lon: float, lat: float) -> list[tuple[int, int]]:
+    centre = h3.latlng_to_cell(lat, lon, _NEAR_RES)
+    return merge_ranges(descendant_range(c) for c in h3.grid_disk(centre, 1))
+
+
+@functools.cache
+def _duplicates_query(
+    ranges: int,
+) -> Select[int, float | None, float | None, str, str, datetime]:
+    """One statement per number of ranges (at most seven), built once: intake runs it for
+    every report, and building and compiling a query costs more than running it."""
+    return (
+        select(Case.id, Case.lon, Case.lat, Case.title, Case.description, Case.reported_at)
+        .where(
+            Case.category_id == bindparam("category_id"),
+            Case.status.in_(sorted(OPEN)),
+            Case.reported_at >= bindparam("since"),
+            or_(
+                *(Case.h3.between(bindparam(f"lo{i}"), bindparam(f"hi{i}")) for i in range(ranges))
+            ),
+            Case.lon.between(bindparam("west"), bindparam("east")),
+            Case.lat.between(bindparam("south"), bindparam("north")),
+        )
+        .limit(200)
+    )
+
+
 async def duplicates(
     session: AsyncSession,
     category_id: int | None,
@@ -277,25 +312,22 @@ async def duplicates(
     at the very same spot), best first."""
     if category_id is None or lon is None or lat is None:
         return []
-    ranges = disk_ranges(lon, lat, DUPLICATE_RADIUS_M)
-    rows = (
-        await session.execute(
-            select(Case.id, Case.lon, Case.lat, Case.title, Case.description, Case.reported_at)
-            .where(
-                Case.category_id == category_id,
-                Case.status.in_(OPEN),
-                Case.reported_at >= at - DUPLICATE_WINDOW,
-                or_(*(Case.h3.between(lo, hi) for lo, hi in ranges)),
-            )
-            .limit(200)
-        )
-    ).all()
+    ranges = _near_ranges(lon, lat)
+    dlat = DUPLICATE_RADIUS_M / 111_000 * 1.01
+    dlon = dlat / max(0.1, math.cos(math.radians(lat)))
+    params: dict[str, Any] = {
+        "category_id": category_id, "since": at - DUPLICATE_WINDOW,
+        "west": lon - dlon, "east": lon + dlon, "south": lat - dlat, "north": lat + dlat,
+    }  # fmt: skip
+    for i, (lo, hi) in enumerate(ranges):
+        params[f"lo{i}"], params[f"hi{i}"] = lo, hi
+    rows = (await session.execute(_duplicates_query(len(ranges)), params)).all()
     mine = shingles(text)
     found = []
     for row in rows:
         if row.id == exclude or row.lon is None:
             continue
-        distance = float(haversine_m(lon, lat, row.lon, row.lat))
+        distance = distance_m(lon, lat, row.lon, row.lat)
         if distance > DUPLICATE_RADIUS_M:
             continue
         sim = similarity(mine, shingles(f"{row.title} {row.description}"))
@@ -313,16 +345,30 @@ async def duplicates(
     return found[:5]
 
 
-async def create(
+@dataclass
+class Prepared:
+    """A request checked, located, classified, compared and routed: what ``write`` stores."""
+
+    actor: Principal
+    data: CaseIn
+    channel: channels.Channel
+    key: str | None
+    row: dict[str, Any]
+    category_code: str | None
+    token: str | None
+
+
+async def prepare(
     session: AsyncSession,
     actor: Principal,
     settings: Settings,
     data: CaseIn,
     *,
     public: bool = False,
-) -> Intake:
-    """Take in a request. ``public`` is the citizens' own intake (snap-and-report, tips):
-    the caller has verified the reporter's phone; otherwise the actor needs linkage.intake."""
+) -> Prepared | Intake:
+    """Everything intake decides before it writes, from reads alone (on SQLite a read-only
+    session that never waits for writers). A repeated request (same key or source
+    reference) answers with its case at once."""
     channel = _check(data)
     if public:
         if channel.name not in ("snap", "tip"):
@@ -346,28 +392,32 @@ async def create(
     place = await locate(session, data.lon, data.lat, data.address_text)
     text = f"{data.title} {data.description} {data.address_text}".strip()
     book = await suggest.get_book(session)
-    category: Category | None = None
+    if book.district_id is None:
+        raise ValidationFailed("The district is not set up yet.", field="channel")
+    category: suggest.CategoryInfo | None = None
     suggestion: dict[str, Any] = {}
     hint = data.category or channel.default_category
     if hint:
-        category = await categories.get_by_code(session, hint)
+        category = book.by_code.get(hint)
+        if category is None:
+            raise ValidationFailed(
+                "No category with code '{code}'.", field="category", params={"code": hint}
+            )
         suggestion["category"] = {"code": category.code, "source": "channel", "confidence": 1.0}
     else:
-        guess = (await suggest.get_classifier(session, book)).suggest(text)
+        guess = book.classifier.suggest(text)
         if guess is not None:
-            category = await session.get(Category, book.ids[guess.code])
+            category = book.categories[book.ids[guess.code]]
             suggestion["category"] = {
                 "code": guess.code,
                 "source": guess.source,
                 "confidence": round(guess.confidence, 3),
             }
     reported = as_utc(data.reported_at) if data.reported_at else utcnow()
-    district = await categories.district_id(session)
     urgency = data.urgency
     if category is not None:
-        terms = await categories.terms(session, category.id)
-        urgency = urgency or terms.urgency
-        route = await categories.route(session, category.id, place.town_id, district)
+        urgency = urgency or book.terms(category.id).urgency
+        route = book.route(category.id, place.town_id)
         suggestion["route"] = {
             "lead_id": route.lead_id,
             "assisting": list(route.assisting),
@@ -384,83 +434,219 @@ async def create(
     )
     pd = PersonalData(settings)
     token = secrets.token_urlsafe(18) if not channel.machine else None
-    case = Case(
-        channel=channel.name,
-        source_ref=data.source_ref,
-        idempotency_key=key,
-        status="accepted",
-        title=data.title or data.description[:40],
-        description=data.description,
-        address_text=data.address_text or place.name,
-        lon=place.lon,
-        lat=place.lat,
-        h3=cell_of(place.lon, place.lat)
+    row: dict[str, Any] = {
+        "channel": channel.name,
+        "source_ref": data.source_ref,
+        "idempotency_key": key,
+        "status": "accepted",
+        "title": data.title or data.description[:40],
+        "description": data.description,
+        "address_text": data.address_text or place.name,
+        "lon": place.lon,
+        "lat": place.lat,
+        "h3": cell_of(place.lon, place.lat)
         if place.lon is not None and place.lat is not None
         else None,
-        address_id=place.address_id,
-        grid_id=place.grid_id,
-        town_id=place.town_id,
-        area_id=place.grid_id or place.town_id or district,
-        category_id=category.id if category else None,
-        urgency=urgency or "normal",
-        suggestions=suggestion,
-        details=data.details,
-        reporter_name=pd.seal("linkage_case", "reporter_name", data.reporter_name)
+        "address_id": place.address_id,
+        "grid_id": place.grid_id,
+        "town_id": place.town_id,
+        "area_id": place.grid_id or place.town_id or book.district_id,
+        "category_id": category.id if category else None,
+        "urgency": urgency or "normal",
+        "suggestions": suggestion,
+        "details": data.details,
+        "reporter_name": pd.seal("linkage_case", "reporter_name", data.reporter_name)
         if data.reporter_name
         else None,
-        reporter_phone=pd.seal("linkage_case", "reporter_phone", data.reporter_phone)
+        "reporter_phone": pd.seal("linkage_case", "reporter_phone", data.reporter_phone)
         if data.reporter_phone
         else None,
-        reporter_phone_hash=pd.id_hash(data.reporter_phone) if data.reporter_phone else None,
-        reporter_token_hash=sm3_hex(token) if token else None,
-        reported_at=reported,
-    )
+        "reporter_phone_hash": pd.id_hash(data.reporter_phone) if data.reporter_phone else None,
+        "reporter_token_hash": sm3_hex(token) if token else None,
+        "reported_at": reported,
+    }
+    return Prepared(actor, data, channel, key, row, category.code if category else None, token)
+
+
+async def create(
+    session: AsyncSession,
+    actor: Principal,
+    settings: Settings,
+    data: CaseIn,
+    *,
+    public: bool = False,
+) -> Intake:
+    """Take in a request. ``public`` is the citizens' own intake (snap-and-report, tips):
+    the caller has verified the reporter's phone; otherwise the actor needs linkage.intake."""
+    prepared = await prepare(session, actor, settings, data, public=public)
+    if isinstance(prepared, Intake):
+        return prepared
+    result = (await write(session, [prepared]))[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+async def write(session: AsyncSession, items: list[Prepared]) -> list[Intake | DomainError]:
+    """Store prepared requests in the caller's transaction, a statement per table for all
+    of them (group commit: ``yiwang.linkage.intake_queue``). A request repeated since it
+    was prepared, by another in the batch or by one already stored, gets that case; a
+    refusal of one request (a source reference someone else used) is its result alone."""
+    out: list[Intake | DomainError | None] = [None] * len(items)
+    fresh: list[int] = []
+    taken: dict[tuple[str, str], int] = {}
+    stored = await _existing_many(session, items)
+    for i, p in enumerate(items):
+        names = _names(p)
+        first = next((taken[n] for n in names if n in taken), None)
+        if first is not None:
+            continue  # the same request twice in one batch: answered below from the first
+        old = next((stored[n] for n in names if n in stored), None)
+        if old is not None:
+            out[i] = await _settle(session, p, old)
+            continue
+        for n in names:
+            taken[n] = i
+        fresh.append(i)
+    cases = await _insert(session, [items[i] for i in fresh])
+    made: dict[int, Case] = {}
+    for i, case in zip(fresh, cases, strict=True):
+        if isinstance(case, Case):
+            made[i] = case
+            out[i] = Intake(case, True, items[i].token)
+        else:  # another process stored the same request in the meantime
+            out[i] = await _settle(session, items[i], case[1])
+    for i, p in enumerate(items):
+        if out[i] is None:
+            first = next(taken[n] for n in _names(p) if n in taken)
+            prior = out[first]
+            out[i] = await _settle(session, p, prior.case) if isinstance(prior, Intake) else prior
+    if made:
+        await _record(session, [(items[i], c) for i, c in made.items()])
+    done = [r for r in out if r is not None]
+    assert len(done) == len(items)
+    return done
+
+
+def _names(p: Prepared) -> list[tuple[str, str]]:
+    names = []
+    if p.key:
+        names.append(("key", p.key))
+    if p.data.source_ref:
+        names.append((p.channel.name, p.data.source_ref))
+    return names
+
+
+async def _existing_many(
+    session: AsyncSession, items: list[Prepared]
+) -> dict[tuple[str, str], Case]:
+    keys = [p.key for p in items if p.key]
+    refs = [p.data.source_ref for p in items if p.data.source_ref]
+    if not keys and not refs:
+        return {}
+    conditions = []
+    if keys:
+        conditions.append(Case.idempotency_key.in_(keys))
+    if refs:
+        conditions.append(Case.source_ref.in_(refs))
+    found: dict[tuple[str, str], Case] = {}
+    for case in (await session.execute(select(Case).where(or_(*conditions)))).scalars():
+        if case.idempotency_key:
+            found[("key", case.idempotency_key)] = case
+        if case.source_ref:
+            found[(case.channel, case.source_ref)] = case
+    return found
+
+
+async def _settle(session: AsyncSession, p: Prepared, case: Case) -> Intake | DomainError:
+    try:
+        return await _repeat(session, p.actor, case, p.key)
+    except DomainError as exc:
+        return exc
+
+
+async def _insert(session: AsyncSession, items: list[Prepared]) -> list[Case | tuple[None, Case]]:
+    """The new cases, inserted together; if another process stored one of them meanwhile
+    (a unique key collides), one at a time, each in a savepoint."""
+    if not items:
+        return []
+    cases = [Case(**p.row) for p in items]
     try:
         async with session.begin_nested():
-            session.add(case)
+            session.add_all(cases)
             await session.flush()
+        return list(cases)
     except IntegrityError:
-        # the same key or reference arrived at the same moment: the other request won
-        existing = await _existing(session, data, key)
-        if existing is None:
-            raise
-        return await _repeat(session, actor, existing, key)
-    await facts.sync(session, case)
-    session.add(
-        CaseStep(
-            case_id=case.id,
-            action="accept",
-            from_status=None,
-            to_status="accepted",
-            actor_id=actor.user_id,
-            actor_name=actor.username,
-            actor_org_id=actor.org_id,
-            note="",
-            data={"channel": channel.name},
-        )
+        pass
+    out: list[Case | tuple[None, Case]] = []
+    for p in items:
+        case = Case(**p.row)
+        try:
+            async with session.begin_nested():
+                session.add(case)
+                await session.flush()
+            out.append(case)
+        except IntegrityError:
+            existing = await _existing(session, p.data, p.key)
+            if existing is None:
+                raise
+            out.append((None, existing))
+    return out
+
+
+async def _record(session: AsyncSession, made: list[tuple[Prepared, Case]]) -> None:
+    """Each new case's KPI row, timeline entry, audit record and event."""
+    await facts.sync(session, *(c for _, c in made))
+    now = utcnow()
+    await session.execute(
+        insert(CaseStep),
+        [
+            {
+                "case_id": case.id,
+                "action": "accept",
+                "from_status": None,
+                "to_status": "accepted",
+                "actor_id": p.actor.user_id,
+                "actor_name": p.actor.username,
+                "actor_org_id": p.actor.org_id,
+                "note": "",
+                "data": {"channel": p.channel.name},
+                "at": now,
+            }
+            for p, case in made
+        ],
     )
-    await audit.record(
+    await audit.record_many(
         session,
-        actor,
-        "case.create",
-        "case",
-        case.id,
-        details={"channel": channel.name, "source_ref": data.source_ref},
+        [
+            audit.Entry(
+                p.actor,
+                "case.create",
+                "case",
+                case.id,
+                {"channel": p.channel.name, "source_ref": p.data.source_ref},
+            )
+            for p, case in made
+        ],
     )
-    await events.publish(
+    await events.publish_many(
         session,
-        "linkage.case.accepted",
-        "case",
-        case.id,
-        {
-            "code": case_code(case),
-            "channel": channel.name,
-            "category": category.code if category else None,
-            "area_id": case.area_id,
-        },
-        actor=actor,
+        [
+            events.Outgoing(
+                "linkage.case.accepted",
+                "case",
+                case.id,
+                {
+                    "code": case_code(case),
+                    "channel": p.channel.name,
+                    "category": p.category_code,
+                    "area_id": case.area_id,
+                },
+                p.actor,
+            )
+            for p, case in made
+        ],
     )
-    return Intake(case, True, token)
 
 
 async def count_open(session: AsyncSession) -> int:

@@ -6,18 +6,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Header, Path, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Header, Path, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from yiwang.core.errors import NotFound
+from yiwang.core.errors import NotAuthenticated, NotFound
 from yiwang.core.orgs.models import OrgNode
-from yiwang.linkage import attachments, intake, queries, suggest, workflow
+from yiwang.linkage import attachments, intake, intake_queue, queries, suggest, workflow
 from yiwang.linkage.models import Attachment, Case, CaseApplication, Category
 from yiwang.linkage.routes import org_id_of
 from yiwang.linkage.status import TITLES
-from yiwang.web.context import Ctx, api_ctx, requires
+from yiwang.web.context import Ctx, StageRequired, api_ctx, ctx_scope, requires
 
 router = APIRouter(prefix="/api/v1/linkage", tags=["Cases"])
 CaseId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -175,25 +175,46 @@ def _out(ctx: Ctx, case: Case, codes: dict[int, str]) -> dict[str, Any]:
     responses={200: {"description": "the same request was taken in before: that case"}},
 )
 async def create_case(
+    request: Request,
     body: CaseIn,
     response: Response,
-    ctx: Ctx = Depends(api_ctx, scope="function"),
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
 ) -> Created:
-    result = await intake.create(
-        ctx.session,
-        ctx.principal,
-        ctx.settings,
-        intake.CaseIn(**body.model_dump(), idempotency_key=idempotency_key),
-    )
+    data = intake.CaseIn(**body.model_dump(), idempotency_key=idempotency_key)
+    if request.headers.get("authorization"):
+        # systems with a token (the 12345 gateway...): prepared from reads, then stored
+        # with whatever else arrived meanwhile (group commit)
+        async with ctx_scope(request, readonly=True) as ctx:
+            _signed_in(ctx)
+            prepared = await intake.prepare(ctx.session, ctx.principal, ctx.settings, data)
+        if isinstance(prepared, intake.Intake):
+            result = prepared
+        else:
+            result = await intake_queue.queue_for(ctx.db).submit(prepared)
+    else:
+        async with ctx_scope(request) as ctx:
+            _signed_in(ctx)
+            result = await intake.create(ctx.session, ctx.principal, ctx.settings, data)
     if not result.created:
         response.status_code = 200
-    codes = await _codes(ctx, {result.case.category_id or 0})
+    category_id = result.case.category_id or 0
+    book = suggest.current()
+    if book is None or (category_id and category_id not in book.categories):
+        async with ctx.db.session(readonly=True) as session:
+            book = await suggest.get_book(session)
+    info = book.categories.get(category_id)
     return Created(
-        **_out(ctx, result.case, codes),
+        **_out(ctx, result.case, {category_id: info.code} if info else {}),
         created=result.created,
         reporter_token=result.reporter_token,
     )
+
+
+def _signed_in(ctx: Ctx) -> None:
+    if not ctx.signed_in:
+        if ctx.active is not None:
+            raise StageRequired()
+        raise NotAuthenticated()
 
 
 @router.get("/cases", summary="Cases in your scope: a queue, filtered, the most pressing first")

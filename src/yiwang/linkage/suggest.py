@@ -9,14 +9,17 @@ measured on the same cases, so the accuracy printed is the one intake will see.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yiwang.core.jobs.runner import JobContext
+from yiwang.core.orgs.models import OrgKind, OrgNode
+from yiwang.linkage.categories import Route, Terms, route_of, terms_of
 from yiwang.linkage.classify import Classifier, KeywordRules, LinearModel, features
-from yiwang.linkage.models import Case, Category, ClassifierModel
+from yiwang.linkage.models import Case, Category, ClassifierModel, Responsibility
 from yiwang.linkage.status import ACCEPTED, MERGED, REJECTED
 
 log = logging.getLogger("yiwang.linkage")
@@ -27,61 +30,145 @@ MIN_SAMPLES = 200
 MAX_SAMPLES = 200_000
 
 
+#: another process's change to the categories, the matrix or the model is seen this late
+RECHECK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class CategoryInfo:
+    id: int
+    code: str
+    parent_id: int | None
+    urgency: str | None
+    limit_amount: int | None
+    limit_unit: str | None
+    urgent_hours: int | None
+    active: bool
+
+
+@dataclass(frozen=True)
+class Entry:
+    category_id: int
+    area_id: int | None
+    lead_id: int
+    assisting: list[int]
+
+
 @dataclass(frozen=True)
 class Book:
-    stamp: tuple[int, int, int]
+    """What intake needs to classify and route, in memory: the categories (all, by id and
+    by code; ``ids`` and ``codes`` the active ones), the responsibility matrix, the district
+    and the classifier (the newest model, else keyword rules)."""
+
+    stamp: tuple[int, ...]
     ids: dict[str, int]
     codes: dict[int, str]
     rules: KeywordRules
+    categories: dict[int, CategoryInfo]
+    by_code: dict[str, CategoryInfo]
+    matrix: dict[int, list[Entry]]
+    district_id: int | None
+    classifier: Classifier
+    model_id: int | None
+
+    def chain(self, category_id: int) -> list[CategoryInfo]:
+        """The category and its ancestors, nearest first."""
+        out: list[CategoryInfo] = []
+        current = self.categories.get(category_id)
+        while current is not None and len(out) < 10:
+            out.append(current)
+            current = self.categories.get(current.parent_id) if current.parent_id else None
+        return out
+
+    def terms(self, category_id: int) -> Terms:
+        return terms_of(self.chain(category_id))
+
+    def route(self, category_id: int, town_id: int | None) -> Route:
+        chain = self.chain(category_id)
+        rows = [e for c in chain for e in self.matrix.get(c.id, ())]
+        return route_of(chain, rows, town_id, self.district_id or 0)
 
 
-_book: Book | None = None
-_classifier: tuple[int | None, Book, Classifier] | None = None
+_STAMP = select(
+    select(func.count()).select_from(Category).scalar_subquery(),
+    select(func.max(Category.id)).scalar_subquery(),
+    select(func.sum(Category.version)).scalar_subquery(),
+    select(func.count()).select_from(Responsibility).scalar_subquery(),
+    select(func.max(Responsibility.id)).scalar_subquery(),
+    select(func.sum(Responsibility.version)).scalar_subquery(),
+    select(func.max(ClassifierModel.id)).scalar_subquery(),
+    select(func.min(OrgNode.id)).where(OrgNode.kind == OrgKind.DISTRICT.value).scalar_subquery(),
+)
+
+
+class _Cache:
+    book: Book | None = None
+    checked = 0.0
 
 
 async def get_book(session: AsyncSession) -> Book:
-    global _book
-    stamp = tuple(
-        int(v or 0)
-        for v in (
-            await session.execute(
-                select(func.count(), func.max(Category.id), func.sum(Category.version))
-            )
-        ).one()
-    )
-    if _book is None or _book.stamp != stamp:
-        rows = (await session.execute(select(Category).where(Category.active))).scalars().all()
-        _book = Book(
-            (stamp[0], stamp[1], stamp[2]),
-            {c.code: c.id for c in rows},
-            {c.id: c.code for c in rows},
-            KeywordRules((c.code, c.keywords) for c in rows),
+    """This process's copy, checked against the tables at most every ``RECHECK_SECONDS``
+    (and dropped at once when this process changes them)."""
+    now = time.monotonic()
+    book = _Cache.book
+    if book is not None and now - _Cache.checked < RECHECK_SECONDS:
+        return book
+    stamp = tuple(int(v or 0) for v in (await session.execute(_STAMP)).one())
+    if book is None or book.stamp != stamp:
+        book = await _load(session, stamp)
+        _Cache.book = book
+    _Cache.checked = now
+    return book
+
+
+async def _load(session: AsyncSession, stamp: tuple[int, ...]) -> Book:
+    rows = (await session.execute(select(Category))).scalars().all()
+    infos = {
+        c.id: CategoryInfo(
+            c.id, c.code, c.parent_id, c.urgency, c.limit_amount, c.limit_unit,
+            c.urgent_hours, bool(c.active),
         )
-    return _book
+        for c in rows
+    }  # fmt: skip
+    active = [c for c in rows if c.active]
+    rules = KeywordRules((c.code, c.keywords) for c in active)
+    matrix: dict[int, list[Entry]] = {}
+    for r in (await session.execute(select(Responsibility))).scalars():
+        matrix.setdefault(r.category_id, []).append(
+            Entry(r.category_id, r.area_id, r.lead_id, list(r.assisting))
+        )
+    ids = {c.code: c.id for c in active}
+    model_id = stamp[6] or None
+    model = None
+    if model_id is not None:
+        blob = (
+            await session.execute(
+                select(ClassifierModel.blob).where(ClassifierModel.id == model_id)
+            )
+        ).scalar_one()
+        model = LinearModel.from_bytes(blob)
+        # a category since deactivated is never suggested
+        if any(c not in ids for c in model.classes):
+            model = None
+    return Book(
+        stamp, ids, {c.id: c.code for c in active}, rules, infos,
+        {c.code: c for c in infos.values()}, matrix, stamp[7] or None,
+        Classifier(rules, model), model_id,
+    )  # fmt: skip
+
+
+def current() -> Book | None:
+    """The copy at hand, however old (to name categories in answers)."""
+    return _Cache.book
 
 
 async def get_classifier(session: AsyncSession, book: Book) -> Classifier:
-    global _classifier
-    newest = (await session.execute(select(func.max(ClassifierModel.id)))).scalar_one()
-    if _classifier is None or _classifier[0] != newest or _classifier[1] is not book:
-        model = None
-        if newest is not None:
-            blob = (
-                await session.execute(
-                    select(ClassifierModel.blob).where(ClassifierModel.id == newest)
-                )
-            ).scalar_one()
-            model = LinearModel.from_bytes(blob)
-            # a category since deactivated is never suggested
-            if any(c not in book.ids for c in model.classes):
-                model = None
-        _classifier = (newest, book, Classifier(book.rules, model))
-    return _classifier[2]
+    return book.classifier
 
 
 def forget() -> None:
-    global _book, _classifier
-    _book = _classifier = None
+    _Cache.book = None
+    _Cache.checked = 0.0
 
 
 async def train(session: AsyncSession) -> ClassifierModel | None:
@@ -127,6 +214,7 @@ async def train(session: AsyncSession) -> ClassifierModel | None:
     )
     session.add(row)
     await session.flush()
+    forget()
     log.info(
         "category model trained on %d cases: held-out accuracy %.3f (keywords %.3f)",
         len(samples),

@@ -18,6 +18,7 @@ from sqlalchemy.orm.exc import DetachedInstanceError
 
 from yiwang.core import i18n
 from yiwang.core.auth import login, tokens
+from yiwang.core.auth.models import ApiToken
 from yiwang.core.auth.principal import Principal
 from yiwang.core.db import Database
 from yiwang.core.errors import DomainError, NotAuthenticated, PermissionDenied
@@ -143,9 +144,11 @@ def _language(request: Request, settings: Settings) -> tuple[str, str | None]:
 
 
 @asynccontextmanager
-async def ctx_scope(request: Request) -> AsyncIterator[Ctx]:
+async def ctx_scope(request: Request, *, readonly: bool = False) -> AsyncIterator[Ctx]:
     """The request's context and transaction; every dependency below enters it with
-    ``async with`` so that an error in the route rolls back at once."""
+    ``async with`` so that an error in the route rolls back at once. ``readonly``: a
+    read-only session (on SQLite it never waits for writers) for API routes that write
+    elsewhere (group-committed intake); an API token's last use is then written after it."""
     state = request.app.state
     db: Database = state.db
     lang, lang_cookie = _language(request, state.settings)
@@ -153,26 +156,38 @@ async def ctx_scope(request: Request) -> AsyncIterator[Ctx]:
         # Read the body before the transaction begins: a slow client must not hold the
         # database while it sends (Starlette keeps the parsed form for the route).
         await request.form()
-    async with db.session() as session:
+    touch = None
+    async with db.session(readonly=readonly) as session:
         ctx = Ctx(request, session, state.settings, db, state.registry, lang)
         if lang_cookie:
             ctx.cookies_to_set[LANG_COOKIE] = lang_cookie
-        await _authenticate(ctx)
+        await _authenticate(ctx, touch=not readonly)
+        if readonly and ctx.token_principal is not None:
+            token_id = ctx.token_principal.token_id
+            token = await session.get(ApiToken, token_id) if token_id else None
+            touch = token_id if token is not None and tokens.stale(token) else None
         request.state.ctx = ctx
         yield ctx
+    if touch is not None:
+        async with db.session() as session:
+            await tokens.touch(session, touch)
 
 
-async def _authenticate(ctx: Ctx) -> None:
+async def _authenticate(ctx: Ctx, *, touch: bool = True) -> None:
     request = ctx.request
     auth = request.headers.get("authorization", "")
     if auth:
         scheme, _, secret = auth.partition(" ")
         if scheme.lower() != "bearer" or not secret:
             raise NotAuthenticated("Use 'Authorization: Bearer <token>'.")
-        ctx.token_principal = await tokens.resolve(ctx.session, secret.strip(), ip=ctx.ip)
+        ctx.token_principal = await tokens.resolve(
+            ctx.session, secret.strip(), ip=ctx.ip, touch=touch
+        )
         if ctx.token_principal is None:
             raise NotAuthenticated("The token is unknown, revoked or expired.")
         return
+    if not touch:  # read-only: a browser session's sliding expiry would be a write
+        raise NotAuthenticated("Use 'Authorization: Bearer <token>'.")
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         ctx.active = await login.resolve_session(ctx.session, ctx.settings, cookie, ip=ctx.ip)

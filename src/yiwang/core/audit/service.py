@@ -116,6 +116,52 @@ async def record(
 
 
 @dataclass(frozen=True)
+class Entry:
+    """One record of a batch (``record_many``)."""
+
+    actor: AuditActor | None
+    action: str
+    object_type: str
+    object_id: str | int | None = ""
+    details: dict[str, Any] | None = None
+    result: str = SUCCESS
+
+
+async def record_many(session: AsyncSession, entries: list[Entry]) -> None:
+    """Append several records in the caller's transaction, chained in order: one lock of the
+    head, one insert, one update, whatever their number (group-committed intake)."""
+    if not entries:
+        return
+    prev_seq, prev_hash = (
+        await session.execute(
+            select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1).with_for_update()
+        )
+    ).one()
+    now = utcnow()
+    rows = []
+    for e in entries:
+        prev_seq += 1
+        fields: dict[str, Any] = {
+            "seq": prev_seq,
+            "at": now,
+            "actor_id": e.actor.user_id if e.actor else None,
+            "actor_name": e.actor.username if e.actor else "anonymous",
+            "actor_org_id": e.actor.org_id if e.actor else None,
+            "ip": e.actor.ip if e.actor else "",
+            "action": e.action,
+            "object_type": e.object_type,
+            "object_id": "" if e.object_id is None else str(e.object_id),
+            "result": e.result,
+            "details": e.details or {},
+        }
+        new_hash = chain_hash(prev_hash, _body(**fields))
+        rows.append({**fields, "prev_hash": prev_hash, "hash": new_hash})
+        prev_hash = new_hash
+    await session.execute(insert(RECORDS), rows)
+    await session.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=prev_seq, hash=prev_hash))
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     ok: bool
     checked: int

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yiwang.core.audit import service as audit
@@ -65,7 +65,15 @@ async def create(
     return token, secret
 
 
-async def resolve(session: AsyncSession, secret: str, *, ip: str = "") -> Principal | None:
+#: a token's last use is written at most this often (not on every request)
+TOUCH_EVERY = timedelta(minutes=1)
+
+
+async def resolve(
+    session: AsyncSession, secret: str, *, ip: str = "", touch: bool = True
+) -> Principal | None:
+    """The principal of a live token. ``touch=False`` (read-only sessions) leaves the
+    token's last use alone; ``stale`` tells whether it should be written (``touch``)."""
     if not secret.startswith(PREFIX):
         return None
     row = (
@@ -83,10 +91,28 @@ async def resolve(session: AsyncSession, secret: str, *, ip: str = "") -> Princi
     now = utcnow()
     if token.revoked_at is not None or token.expires_at <= now or not user.active:
         return None
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+    if touch and stale(token, now):
         token.last_used_at = now
     roles = await roles_of(session, user.id)
     return make_principal(user, org, roles, via="token", ip=ip, token=token)
+
+
+def stale(token: ApiToken, now: datetime | None = None) -> bool:
+    now = now or utcnow()
+    return token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY
+
+
+async def touch(session: AsyncSession, token_id: int) -> None:
+    """Write a token's last use (the read-only path's deferred ``last_used_at``)."""
+    now = utcnow()
+    await session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.id == token_id,
+            or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < now - TOUCH_EVERY),
+        )
+        .values(last_used_at=now)
+    )
 
 
 async def list_own(session: AsyncSession, principal: Principal) -> list[ApiToken]:

@@ -8,11 +8,12 @@ handler, with retries and a dead-letter state.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -97,6 +98,93 @@ async def publish(
         for h in registry.handlers_for(topic)
     )
     return row
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One event of a batch (``publish_many``)."""
+
+    topic: str
+    aggregate_type: str
+    aggregate_id: str | int
+    payload: dict[str, Any]
+    actor: Principal | None = None
+
+
+async def publish_many(
+    session: AsyncSession, items: list[Outgoing], *, registry: Registry | None = None
+) -> list[int]:
+    """``publish`` for several events at once (in order): a statement per table, not per
+    event. Returns the events' ids."""
+    if not items:
+        return []
+    registry = registry or get_registry()
+    keys = [f"{e.aggregate_type}:{e.aggregate_id}" for e in items]
+    seqs = await _next_seqs(session, keys)
+    now = utcnow()
+    rows = [
+        {
+            "topic": e.topic,
+            "aggregate_type": e.aggregate_type,
+            "aggregate_id": str(e.aggregate_id),
+            "aggregate_seq": seq,
+            "payload": e.payload,
+            "actor_id": e.actor.user_id if e.actor else None,
+            "created_at": now,
+        }
+        for e, seq in zip(items, seqs, strict=True)
+    ]
+    stmt = insert(OutboxEvent).returning(OutboxEvent.id, sort_by_parameter_order=True)
+    ids = [int(i) for i in (await session.execute(stmt, rows)).scalars()]
+    deliveries = [
+        {
+            "event_id": event_id,
+            "handler": h.name,
+            "aggregate_key": key,
+            "aggregate_seq": seq,
+            "next_attempt_at": now,
+        }
+        for e, event_id, key, seq in zip(items, ids, keys, seqs, strict=True)
+        for h in registry.handlers_for(e.topic)
+    ]
+    if deliveries:
+        await session.execute(insert(EventDelivery), deliveries)
+    return ids
+
+
+@functools.cache
+def _stream_upsert(dialect: str) -> Any:
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    return (
+        insert(EventStream)
+        .values(last_seq=1)
+        .on_conflict_do_update(
+            index_elements=[EventStream.aggregate_key],
+            set_={"last_seq": EventStream.last_seq + 1},
+        )
+        .returning(EventStream.aggregate_key, EventStream.last_seq, sort_by_parameter_order=True)
+    )
+
+
+async def _next_seqs(session: AsyncSession, keys: list[str]) -> list[int]:
+    """The next sequence numbers of these aggregates, in order; a key named twice gets two
+    numbers. One upsert per round of distinct keys."""
+    out: list[int] = [0] * len(keys)
+    todo = list(range(len(keys)))
+    while todo:
+        seen: dict[str, int] = {}
+        later = []
+        for i in todo:
+            if keys[i] in seen:
+                later.append(i)
+            else:
+                seen[keys[i]] = i
+        stmt = _stream_upsert(session.get_bind().dialect.name)
+        rows = [{"aggregate_key": k} for k in seen]
+        for key, seq in (await session.execute(stmt, rows)).all():
+            out[seen[key]] = int(seq)
+        todo = later
+    return out
 
 
 async def _next_seq(session: AsyncSession, key: str) -> int:

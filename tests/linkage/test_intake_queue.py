@@ -1,0 +1,129 @@
+"""Group-committed intake: concurrent requests stored in batches, each with its timeline
+entry, KPI row, event and audit record; repeats within a batch; one bad request alone."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from tests.linkage.conftest import Desk
+from yiwang.core.audit import service as audit
+from yiwang.core.audit.models import AuditRecord
+from yiwang.core.auth import tokens
+from yiwang.core.auth.models import ApiToken
+from yiwang.core.events.models import OutboxEvent
+from yiwang.linkage import intake, intake_queue
+from yiwang.linkage.models import Case, CaseFact, CaseStep
+
+
+async def token_for(desk: Desk, username: str = "centre") -> str:
+    who = await desk.who(username)
+    async with desk.db.session() as s:
+        _, secret = await tokens.create(s, who, "gateway", ["linkage.intake", "linkage.read"])
+    return secret
+
+
+def report(desk: Desk, n: int, **extra: Any) -> dict[str, Any]:
+    lon, lat = desk.spot
+    return {
+        "channel": "12345",
+        "description": f"路灯不亮，第{n}号灯杆" if n % 2 else f"井盖破损，小心行人 {n}",
+        "source_ref": f"Q-{n}",
+        "reporter_phone": "13912345678",
+        "lon": lon + 0.0001 * (n % 5),
+        "lat": lat,
+        **extra,
+    }
+
+
+async def count(desk: Desk, model: Any, *where: Any) -> int:
+    async with desk.db.session(readonly=True) as s:
+        stmt = select(func.count()).select_from(model)
+        return int((await s.execute(stmt.where(*where) if where else stmt)).scalar_one())
+
+
+async def test_concurrent_reports_are_stored_in_batches_with_everything(
+    desk: Desk, desk_client: httpx.AsyncClient
+) -> None:
+    secret = await token_for(desk)
+    h = {"authorization": f"Bearer {secret}", "accept": "application/json"}
+    n = 40
+    sends = [
+        desk_client.post("/api/v1/linkage/cases", json=report(desk, i), headers=h) for i in range(n)
+    ]
+    # the same request twice at the same moment (a gateway's retry): one case
+    sends.append(
+        desk_client.post(
+            "/api/v1/linkage/cases", json=report(desk, 0), headers=h | {"idempotency-key": "K"}
+        )
+    )
+    sends.append(
+        desk_client.post(
+            "/api/v1/linkage/cases", json=report(desk, 0), headers=h | {"idempotency-key": "K"}
+        )
+    )
+    answers = await asyncio.gather(*sends)
+    assert all(a.status_code in (200, 201) for a in answers), [a.text for a in answers]
+    ids = {a.json()["id"] for a in answers}
+    assert len(ids) == n  # the three requests for Q-0 are one case
+    assert sorted(a.status_code for a in answers).count(201) == n
+    assert all(a.json()["category"] and a.json()["code"] for a in answers)
+    queue = intake_queue.queue_for(desk_client._transport.app.state.db)  # type: ignore[attr-defined]
+    assert queue.written >= n and queue.batches < queue.written  # grouped, not one by one
+    assert await count(desk, Case) == n
+    assert await count(desk, CaseFact) == n
+    assert await count(desk, CaseStep, CaseStep.action == "accept") == n
+    assert await count(desk, OutboxEvent, OutboxEvent.topic == "linkage.case.accepted") == n
+    assert await count(desk, AuditRecord, AuditRecord.action == "case.create") == n
+    async with desk.db.session(readonly=True) as s:
+        assert (await audit.verify(s)).ok
+        # the token's last use, deferred by the read-only path, was written
+        used = await s.execute(select(ApiToken.last_used_at).where(ApiToken.name == "gateway"))
+        assert used.scalar_one() is not None
+
+
+async def test_a_bad_request_in_a_batch_fails_alone(desk: Desk) -> None:
+    who = await desk.who("centre")
+    queue = intake_queue.IntakeQueue(desk.db)
+    prepared = []
+    async with desk.db.session(readonly=True) as s:
+        for i in range(6):
+            p = await intake.prepare(s, who, desk.settings, intake.CaseIn(**report(desk, 100 + i)))
+            assert isinstance(p, intake.Prepared)
+            prepared.append(p)
+    prepared[3].row["category_id"] = 999_999  # no such category: the insert is refused
+    results = await asyncio.gather(*(queue.submit(p) for p in prepared), return_exceptions=True)
+    assert isinstance(results[3], Exception)
+    good = [r for i, r in enumerate(results) if i != 3]
+    assert all(isinstance(r, intake.Intake) and r.created for r in good)
+    assert await count(desk, Case) == 5
+    assert await count(desk, CaseStep) == 5
+    async with desk.db.session(readonly=True) as s:
+        assert (await audit.verify(s)).ok
+
+
+@pytest.mark.parametrize("stored_first", [True, False])
+async def test_a_repeat_prepared_before_the_first_was_stored_gets_the_first(
+    desk: Desk, stored_first: bool
+) -> None:
+    who = await desk.who("centre")
+    data = report(desk, 7)
+    async with desk.db.session(readonly=True) as s:
+        a = await intake.prepare(s, who, desk.settings, intake.CaseIn(**data))
+        b = await intake.prepare(s, who, desk.settings, intake.CaseIn(**data))
+    assert isinstance(a, intake.Prepared) and isinstance(b, intake.Prepared)
+    if stored_first:  # b is written in a later batch
+        async with desk.db.session() as s:
+            (first,) = await intake.write(s, [a])
+        async with desk.db.session() as s:
+            (second,) = await intake.write(s, [b])
+    else:  # both in one batch
+        async with desk.db.session() as s:
+            first, second = await intake.write(s, [a, b])
+    assert isinstance(first, intake.Intake) and isinstance(second, intake.Intake)
+    assert first.created and not second.created and first.case.id == second.case.id
+    assert await count(desk, Case) == 1
