@@ -365,10 +365,12 @@ async def prepare(
     data: CaseIn,
     *,
     public: bool = False,
+    check_repeat: bool = True,
 ) -> Prepared | Intake:
     """Everything intake decides before it writes, from reads alone (on SQLite a read-only
     session that never waits for writers). A repeated request (same key or source
-    reference) answers with its case at once."""
+    reference) answers with its case at once; ``check_repeat=False`` leaves that to
+    ``write``, which looks for the whole batch at once (the group-commit path)."""
     channel = _check(data)
     if public:
         if channel.name not in ("snap", "tip"):
@@ -385,7 +387,7 @@ async def prepare(
             )
         owner = actor.user_id if actor.user_id is not None else actor.username
         key = f"{owner}:{data.idempotency_key}"
-    existing = await _existing(session, data, key)
+    existing = await _existing(session, data, key) if check_repeat else None
     if existing is not None:
         return await _repeat(session, actor, existing, key)
 

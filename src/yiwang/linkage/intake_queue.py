@@ -116,7 +116,9 @@ async def submit(
     """``intake.create`` for concurrent callers: prepared in a read-only session, stored in
     the next batch."""
     async with db.session(readonly=True) as session:
-        prepared = await intake.prepare(session, actor, settings, data, public=public)
+        prepared = await intake.prepare(
+            session, actor, settings, data, public=public, check_repeat=False
+        )
     if isinstance(prepared, intake.Intake):
         return prepared
     return await queue_for(db).submit(prepared)

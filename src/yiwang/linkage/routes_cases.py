@@ -186,7 +186,9 @@ async def create_case(
         # with whatever else arrived meanwhile (group commit)
         async with ctx_scope(request, readonly=True) as ctx:
             _signed_in(ctx)
-            prepared = await intake.prepare(ctx.session, ctx.principal, ctx.settings, data)
+            prepared = await intake.prepare(
+                ctx.session, ctx.principal, ctx.settings, data, check_repeat=False
+            )
         if isinstance(prepared, intake.Intake):
             result = prepared
         else:
