@@ -293,3 +293,17 @@ async def login_admin(client: httpx.AsyncClient, world: World, username: str) ->
         "/account/2fa", data={"code": pyotp.TOTP(secret).now(), "csrf_token": token}
     )
     assert done.status_code == 303, done.text
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches() -> None:
+    """Each test has its own database: the per-process copies of its reference data (the
+    area locator, the address index, intake's categories and matrix) must not leak between
+    tests (in production a process serves one database, and the copies follow it by stamp)."""
+    from yiwang.basedata.address_match import forget_index
+    from yiwang.basedata.locator import forget_locator
+    from yiwang.linkage import suggest
+
+    forget_locator()
+    forget_index()
+    suggest.forget()
