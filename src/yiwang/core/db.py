@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, String, Text, event
+from sqlalchemy import DateTime, MetaData, String, Text, event, text
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import (
@@ -179,6 +179,25 @@ async def insert_many(
     parameter limits and does not hold one enormous statement in memory."""
     for start in range(0, len(rows), chunk):
         await session.execute(sa_insert(model), rows[start : start + chunk])
+
+
+async def allocate_ids(session: AsyncSession, table: Any, count: int) -> list[int]:
+    """``count`` new primary keys for ``table``, taken before an INSERT that names them (an
+    executemany then needs no RETURNING, which SQLite would answer row by row). PostgreSQL:
+    from the column's sequence. SQLite: after the largest id, which holds because a write
+    transaction here owns the database until it ends (``BEGIN IMMEDIATE``)."""
+    if count <= 0:
+        return []
+    name = table.name
+    if session.get_bind().dialect.name == "postgresql":
+        rows = await session.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": name, "n": count},
+        )
+        return sorted(int(v) for v in rows.scalars())
+    top = (await session.execute(text(f'SELECT max(id) FROM "{name}"'))).scalar_one()
+    start = int(top or 0) + 1
+    return list(range(start, start + count))
 
 
 def keep(session: AsyncSession, *objects: object) -> None:

@@ -26,7 +26,7 @@ from yiwang.basedata.address_match import get_index, nearest_address
 from yiwang.basedata.locator import get_locator
 from yiwang.core.audit import service as audit
 from yiwang.core.auth.principal import Principal
-from yiwang.core.db import canonical_json
+from yiwang.core.db import allocate_ids, canonical_json
 from yiwang.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from yiwang.core.events import service as events
 from yiwang.core.security.crypto import sm3_hex
@@ -567,17 +567,30 @@ async def _settle(session: AsyncSession, p: Prepared, case: Case) -> Intake | Do
         return exc
 
 
+def _defaults() -> dict[str, Any]:
+    """The Python-side defaults of the case table's columns (a case built for an INSERT
+    statement, not flushed by the ORM, must carry them itself)."""
+    out: dict[str, Any] = {}
+    for column in Case.__table__.columns:
+        default = column.default
+        if default is None or not hasattr(default, "arg"):
+            continue
+        out[column.key] = default.arg(None) if callable(default.arg) else default.arg
+    return out
+
+
 async def _insert(session: AsyncSession, items: list[Prepared]) -> list[Case | tuple[None, Case]]:
-    """The new cases, inserted together; if another process stored one of them meanwhile
-    (a unique key collides), one at a time, each in a savepoint."""
+    """The new cases, inserted together with ids taken beforehand (one executemany); if
+    another process stored one of them meanwhile (a unique key collides), one at a time,
+    each in a savepoint."""
     if not items:
         return []
-    cases = [Case(**p.row) for p in items]
+    ids = await allocate_ids(session, Case.__table__, len(items))
+    rows = [{**_defaults(), **p.row, "id": i} for p, i in zip(items, ids, strict=True)]
     try:
         async with session.begin_nested():
-            session.add_all(cases)
-            await session.flush()
-        return list(cases)
+            await session.execute(insert(Case), rows)
+        return [Case(**row) for row in rows]
     except IntegrityError:
         pass
     out: list[Case | tuple[None, Case]] = []

@@ -18,7 +18,6 @@ from sqlalchemy.orm.exc import DetachedInstanceError
 
 from yiwang.core import i18n
 from yiwang.core.auth import login, tokens
-from yiwang.core.auth.models import ApiToken
 from yiwang.core.auth.principal import Principal
 from yiwang.core.db import Database
 from yiwang.core.errors import DomainError, NotAuthenticated, PermissionDenied
@@ -162,10 +161,8 @@ async def ctx_scope(request: Request, *, readonly: bool = False) -> AsyncIterato
         if lang_cookie:
             ctx.cookies_to_set[LANG_COOKIE] = lang_cookie
         await _authenticate(ctx, touch=not readonly)
-        if readonly and ctx.token_principal is not None:
-            token_id = ctx.token_principal.token_id
-            token = await session.get(ApiToken, token_id) if token_id else None
-            touch = token_id if token is not None and tokens.stale(token) else None
+        if readonly and ctx.token_principal is not None and ctx.token_principal.token_stale:
+            touch = ctx.token_principal.token_id
         request.state.ctx = ctx
         yield ctx
     if touch is not None:

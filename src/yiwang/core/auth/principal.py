@@ -24,6 +24,8 @@ class Principal:
     language: str | None = None
     session_id: str | None = None
     token_id: int | None = None
+    #: the token's last use is due to be written (read-only requests leave it to the caller)
+    token_stale: bool = False
 
     def has(self, permission: str) -> bool:
         return permission in self.permissions or "*" in self.permissions

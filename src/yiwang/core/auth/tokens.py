@@ -6,17 +6,17 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yiwang.core.audit import service as audit
 from yiwang.core.auth.login import token_digest
-from yiwang.core.auth.models import ApiToken, User
+from yiwang.core.auth.models import ApiToken, Role, RolePermission, User, UserRole
 from yiwang.core.auth.principal import Principal
-from yiwang.core.auth.service import make_principal, roles_of
-from yiwang.core.db import keep
+from yiwang.core.auth.service import UserRoles
 from yiwang.core.errors import NotFound, PermissionDenied, ValidationFailed
 from yiwang.core.orgs.models import OrgNode
+from yiwang.core.orgs.scope import DataScope
 from yiwang.core.timeutil import utcnow
 
 PREFIX = "yw_"
@@ -69,42 +69,88 @@ async def create(
 TOUCH_EVERY = timedelta(minutes=1)
 
 
+#: the token, its user, their org and every role and permission, in one statement built once
+#: (it runs on every API call: one query and no ORM objects instead of two and three)
+_RESOLVE = (
+    select(
+        ApiToken.id,
+        ApiToken.scopes,
+        ApiToken.revoked_at,
+        ApiToken.expires_at,
+        ApiToken.last_used_at,
+        User.id.label("user_id"),
+        User.username,
+        User.display_name,
+        User.language,
+        User.active,
+        OrgNode.id.label("org_id"),
+        OrgNode.path,
+        Role.name.label("role"),
+        Role.data_scope,
+        Role.admin_kind,
+        Role.requires_2fa,
+        RolePermission.permission,
+    )
+    .join(User, User.id == ApiToken.user_id)
+    .join(OrgNode, OrgNode.id == User.org_id)
+    .outerjoin(UserRole, UserRole.user_id == User.id)
+    .outerjoin(Role, Role.id == UserRole.role_id)
+    .outerjoin(RolePermission, RolePermission.role_id == Role.id)
+    .where(ApiToken.token_hash == bindparam("digest"))
+)
+
+
 async def resolve(
     session: AsyncSession, secret: str, *, ip: str = "", touch: bool = True
 ) -> Principal | None:
-    """The principal of a live token. ``touch=False`` (read-only sessions) leaves the
-    token's last use alone; ``stale`` tells whether it should be written (``touch``)."""
+    """The principal of a live token (unknown, revoked, expired or of an inactive user:
+    None). Its last use is written at most every ``TOUCH_EVERY``; ``touch=False``
+    (read-only sessions) leaves that to the caller (``needs_touch``, ``touch``)."""
     if not secret.startswith(PREFIX):
         return None
-    row = (
-        await session.execute(
-            select(ApiToken, User, OrgNode)
-            .join(User, User.id == ApiToken.user_id)
-            .join(OrgNode, OrgNode.id == User.org_id)
-            .where(ApiToken.token_hash == token_digest(secret))
-        )
-    ).first()
-    if row is None:
+    rows = (await session.execute(_RESOLVE, {"digest": token_digest(secret)})).all()
+    if not rows:
         return None
-    token, user, org = row
-    keep(session, token, user, org)
+    first = rows[0]
     now = utcnow()
-    if token.revoked_at is not None or token.expires_at <= now or not user.active:
+    if first.revoked_at is not None or first.expires_at <= now or not first.active:
         return None
-    if touch and stale(token, now):
-        token.last_used_at = now
-    roles = await roles_of(session, user.id)
-    return make_principal(user, org, roles, via="token", ip=ip, token=token)
-
-
-def stale(token: ApiToken, now: datetime | None = None) -> bool:
-    now = now or utcnow()
-    return token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY
+    kinds = {r.admin_kind for r in rows if r.admin_kind}
+    roles = UserRoles(
+        names=tuple(sorted({r.role for r in rows if r.role})),
+        permissions=frozenset(r.permission for r in rows if r.permission),
+        everything=any(r.data_scope == "all" for r in rows),
+        admin_kind=next(iter(kinds)) if len(kinds) == 1 else None,
+        requires_2fa=any(r.requires_2fa for r in rows),
+    )
+    stale_use = first.last_used_at is None or now - first.last_used_at > TOUCH_EVERY
+    if touch and stale_use:
+        await _touch(session, first.id, now)
+    permissions = roles.permissions & frozenset(first.scopes or ())
+    return Principal(
+        user_id=first.user_id,
+        username=first.username,
+        display_name=first.display_name or first.username,
+        org_id=first.org_id,
+        org_path=first.path,
+        permissions=permissions,
+        roles=roles.names,
+        scope=DataScope.all() if roles.everything else DataScope.subtree(first.path),
+        admin_kind=roles.admin_kind,
+        via="token",
+        ip=ip,
+        language=first.language,
+        token_id=first.id,
+        token_stale=stale_use and not touch,
+    )
 
 
 async def touch(session: AsyncSession, token_id: int) -> None:
     """Write a token's last use (the read-only path's deferred ``last_used_at``)."""
-    now = utcnow()
+    await _touch(session, token_id, utcnow())
+
+
+async def _touch(session: AsyncSession, token_id: int, now: datetime) -> None:
     await session.execute(
         update(ApiToken)
         .where(

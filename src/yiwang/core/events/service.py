@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yiwang.core.audit import service as audit
 from yiwang.core.auth.principal import Principal
+from yiwang.core.db import allocate_ids
 from yiwang.core.errors import NotFound, ValidationFailed
 from yiwang.core.events.models import EventDelivery, EventStream, OutboxEvent
 from yiwang.core.plugins import Registry, get_registry
@@ -134,8 +135,10 @@ async def publish_many(
         }
         for e, seq in zip(items, seqs, strict=True)
     ]
-    stmt = insert(OutboxEvent).returning(OutboxEvent.id, sort_by_parameter_order=True)
-    ids = [int(i) for i in (await session.execute(stmt, rows)).scalars()]
+    ids = await allocate_ids(session, OutboxEvent.__table__, len(rows))
+    for row, event_id in zip(rows, ids, strict=True):
+        row["id"] = event_id
+    await session.execute(insert(OutboxEvent), rows)
     deliveries = [
         {
             "event_id": event_id,
