@@ -6,13 +6,15 @@ import functools
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yiwang.core.timeutil import LOCAL_TZ, as_utc
 from yiwang.linkage.models import Case, CaseFact
+
+FACTS: Table = CaseFact.__table__  # type: ignore[assignment]
 
 COLUMNS = (
     "reported_at", "channel", "status", "area_id", "town_id", "grid_id", "category_id",
@@ -37,9 +39,9 @@ def values(case: Case) -> dict[str, Any]:
 def _upsert(dialect: str) -> Any:
     """One statement, executed for many rows: the same compiled SQL whatever their number."""
     insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    stmt = insert(CaseFact)
+    stmt = insert(FACTS)  # the table, not the class: no ORM bulk path for plain rows
     return stmt.on_conflict_do_update(
-        index_elements=[CaseFact.reported_at, CaseFact.case_id],
+        index_elements=["reported_at", "case_id"],
         set_={c: stmt.excluded[c] for c in COLUMNS if c != "reported_at"},
     )
 

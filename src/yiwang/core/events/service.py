@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -101,6 +101,11 @@ async def publish(
     return row
 
 
+#: tables, not classes, for plain-row inserts (the ORM's bulk path costs per row)
+OUTBOX: Table = OutboxEvent.__table__  # type: ignore[assignment]
+DELIVERIES: Table = EventDelivery.__table__  # type: ignore[assignment]
+
+
 @dataclass(frozen=True)
 class Outgoing:
     """One event of a batch (``publish_many``)."""
@@ -138,7 +143,7 @@ async def publish_many(
     ids = await allocate_ids(session, OutboxEvent.__table__, len(rows))
     for row, event_id in zip(rows, ids, strict=True):
         row["id"] = event_id
-    await session.execute(insert(OutboxEvent), rows)
+    await session.execute(insert(OUTBOX), rows)
     deliveries = [
         {
             "event_id": event_id,
@@ -151,21 +156,23 @@ async def publish_many(
         for h in registry.handlers_for(e.topic)
     ]
     if deliveries:
-        await session.execute(insert(EventDelivery), deliveries)
+        await session.execute(insert(DELIVERIES), deliveries)
     return ids
 
 
 @functools.cache
 def _stream_upsert(dialect: str) -> Any:
     insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    table: Any = EventStream.__table__
+    # rows come back in any order (insertmanyvalues batches them): matched by key
     return (
-        insert(EventStream)
+        insert(table)
         .values(last_seq=1)
         .on_conflict_do_update(
-            index_elements=[EventStream.aggregate_key],
-            set_={"last_seq": EventStream.last_seq + 1},
+            index_elements=["aggregate_key"],
+            set_={"last_seq": table.c.last_seq + 1},
         )
-        .returning(EventStream.aggregate_key, EventStream.last_seq, sort_by_parameter_order=True)
+        .returning(table.c.aggregate_key, table.c.last_seq)
     )
 
 
