@@ -547,14 +547,17 @@ async def _existing_many(
     session: AsyncSession, items: list[Prepared]
 ) -> dict[tuple[str, str], Case]:
     keys = [p.key for p in items if p.key]
-    refs = [p.data.source_ref for p in items if p.data.source_ref]
+    refs: dict[str, list[str]] = {}
+    for p in items:
+        if p.data.source_ref:
+            refs.setdefault(p.channel.name, []).append(p.data.source_ref)
     if not keys and not refs:
         return {}
     conditions = []
     if keys:
         conditions.append(Case.idempotency_key.in_(keys))
-    if refs:
-        conditions.append(Case.source_ref.in_(refs))
+    # by channel, so that each term uses the (channel, source_ref) unique index
+    conditions.extend((Case.channel == ch) & Case.source_ref.in_(rs) for ch, rs in refs.items())
     found: dict[tuple[str, str], Case] = {}
     for case in (await session.execute(select(Case).where(or_(*conditions)))).scalars():
         if case.idempotency_key:

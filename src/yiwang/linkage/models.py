@@ -125,6 +125,8 @@ class Case(Base):
         UniqueConstraint("channel", "source_ref"),
         Index("ix_linkage_case_open_due", "status", "due_at"),
         Index("ix_linkage_case_category_reported", "category_id", "reported_at"),
+        # duplicates: open cases of one category in a few H3 ranges
+        Index("ix_linkage_case_category_h3", "category_id", "h3"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
