@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import h3
-from sqlalchemy import Select, Table, bindparam, func, insert, or_, select
+from sqlalchemy import ColumnElement, Select, Table, bindparam, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -553,7 +553,7 @@ async def _existing_many(
             refs.setdefault(p.channel.name, []).append(p.data.source_ref)
     if not keys and not refs:
         return {}
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if keys:
         conditions.append(Case.idempotency_key.in_(keys))
     # by channel, so that each term uses the (channel, source_ref) unique index
