@@ -275,7 +275,11 @@ _NEAR_RES = 8
 
 
 def _near_ranges(lon: float, lat: float) -> list[tuple[int, int]]:
-    centre = h3.latlng_to_cell(lat, lon, _NEAR_RES)
+    return _disk_ranges(h3.latlng_to_cell(lat, lon, _NEAR_RES))
+
+
+@functools.lru_cache(maxsize=4096)
+def _disk_ranges(centre: str) -> list[tuple[int, int]]:
     return merge_ranges(descendant_range(c) for c in h3.grid_disk(centre, 1))
 
 
