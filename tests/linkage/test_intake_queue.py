@@ -127,3 +127,24 @@ async def test_a_repeat_prepared_before_the_first_was_stored_gets_the_first(
     assert isinstance(first, intake.Intake) and isinstance(second, intake.Intake)
     assert first.created and not second.created and first.case.id == second.case.id
     assert await count(desk, Case) == 1
+
+
+async def test_reports_of_one_batch_are_suggested_as_each_others_duplicates(desk: Desk) -> None:
+    """Prepared together, neither could find the other among the stored cases; the batch
+    compares them (many people reporting the same problem at once)."""
+    who = await desk.who("centre")
+    async with desk.db.session(readonly=True) as s:
+        a = await intake.prepare(s, who, desk.settings, intake.CaseIn(**report(desk, 7)))
+        b = await intake.prepare(s, who, desk.settings, intake.CaseIn(**report(desk, 17)))
+    assert isinstance(a, intake.Prepared) and isinstance(b, intake.Prepared)
+    assert a.row["category_id"] == b.row["category_id"]
+    assert a.row["suggestions"]["duplicates"] == b.row["suggestions"]["duplicates"] == []
+    async with desk.db.session() as s:
+        first, second = await intake.write(s, [a, b])
+    assert isinstance(first, intake.Intake) and isinstance(second, intake.Intake)
+    assert first.case.suggestions["duplicates"] == []
+    assert [d["case_id"] for d in second.case.suggestions["duplicates"]] == [first.case.id]
+    async with desk.db.session(readonly=True) as s:
+        stored = await s.get(Case, second.case.id)
+        assert stored is not None
+        assert stored.suggestions["duplicates"][0]["case_id"] == first.case.id

@@ -347,7 +347,7 @@ async def set_responsibility(
     )
     from yiwang.linkage import suggest
 
-    suggest.forget()  # intake routes from a cached copy of the matrix
+    suggest.forget_on_commit(session)  # intake routes from a cached copy of the matrix
     await audit.record(
         session,
         actor,

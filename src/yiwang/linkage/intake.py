@@ -505,15 +505,17 @@ async def write(session: AsyncSession, items: list[Prepared]) -> list[Intake | D
     out: list[Intake | DomainError | None] = [None] * len(items)
     fresh: list[int] = []
     taken: dict[tuple[str, str], int] = {}
+    deferred: dict[int, int] = {}
     stored = await _existing_many(session, items)
     for i, p in enumerate(items):
         names = _names(p)
-        first = next((taken[n] for n in names if n in taken), None)
-        if first is not None:
-            continue  # the same request twice in one batch: answered below from the first
         old = next((stored[n] for n in names if n in stored), None)
         if old is not None:
             out[i] = await _settle(session, p, old)
+            continue
+        first = next((taken[n] for n in names if n in taken), None)
+        if first is not None:
+            deferred[i] = first  # the same request twice in one batch: the first answers
             continue
         for n in names:
             taken[n] = i
@@ -526,11 +528,11 @@ async def write(session: AsyncSession, items: list[Prepared]) -> list[Intake | D
             out[i] = Intake(case, True, items[i].token)
         else:  # another process stored the same request in the meantime
             out[i] = await _settle(session, items[i], case[1])
-    for i, p in enumerate(items):
-        if out[i] is None:
-            first = next(taken[n] for n in _names(p) if n in taken)
-            prior = out[first]
-            out[i] = await _settle(session, p, prior.case) if isinstance(prior, Intake) else prior
+    for i, first in deferred.items():
+        prior = out[first]
+        out[i] = (
+            await _settle(session, items[i], prior.case) if isinstance(prior, Intake) else prior
+        )
     if made:
         await _record(session, [(items[i], c) for i, c in made.items()])
     done = [r for r in out if r is not None]
@@ -590,6 +592,45 @@ def _defaults() -> dict[str, Any]:
     return out
 
 
+def _batch_duplicates(rows: list[dict[str, Any]]) -> None:
+    """Reports of one batch were prepared before any of them was stored, so their duplicate
+    search could not see each other (the typhoon case: many people report the same flood
+    at once). Each new case is compared here with the earlier ones of its batch."""
+    texts: dict[int, set[str]] = {}
+    for k, row in enumerate(rows):
+        if row["category_id"] is None or row["lon"] is None:
+            continue
+        found = []
+        for m in range(k):
+            other = rows[m]
+            if other["category_id"] != row["category_id"] or other["lon"] is None:
+                continue
+            distance = distance_m(row["lon"], row["lat"], other["lon"], other["lat"])
+            if distance > DUPLICATE_RADIUS_M:
+                continue
+            if m not in texts:
+                texts[m] = shingles(f"{other['title']} {other['description']}")
+            if k not in texts:
+                texts[k] = shingles(f"{row['title']} {row['description']}")
+            sim = similarity(texts[k], texts[m])
+            age = abs(row["reported_at"] - other["reported_at"])
+            if likely_duplicate(distance, age, sim):
+                found.append(
+                    {
+                        "case_id": other["id"],
+                        "distance_m": round(distance, 1),
+                        "similarity": round(sim, 3),
+                        "rank": round(duplicate_rank(distance, age, sim), 3),
+                    }
+                )
+        if found:
+            suggestion = dict(row["suggestions"])
+            both = [*suggestion.get("duplicates", []), *found]
+            both.sort(key=lambda d: -d["rank"])
+            suggestion["duplicates"] = both[:5]
+            row["suggestions"] = suggestion
+
+
 async def _insert(session: AsyncSession, items: list[Prepared]) -> list[Case | tuple[None, Case]]:
     """The new cases, inserted together with ids taken beforehand (one executemany); if
     another process stored one of them meanwhile (a unique key collides), one at a time,
@@ -598,6 +639,7 @@ async def _insert(session: AsyncSession, items: list[Prepared]) -> list[Case | t
         return []
     ids = await allocate_ids(session, Case.__table__, len(items))
     rows = [{**_defaults(), **p.row, "id": i} for p, i in zip(items, ids, strict=True)]
+    _batch_duplicates(rows)
     try:
         async with session.begin_nested():
             await session.execute(insert(CASES), rows)

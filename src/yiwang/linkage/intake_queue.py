@@ -8,8 +8,11 @@ batch is one request. On SQLite this is what lets intake outrun the single write
 write lock is held once per batch, for the writes only); on PostgreSQL it is the audit
 chain's head row, locked once per batch instead of once per case.
 
-A failure of the batch's transaction (a lost connection, a full disk) is retried for
-each request alone, so that one request's trouble is never another's. A request whose
+A batch the database refuses for one request's data (a constraint, a value) is written
+again request by request, so that one request's trouble is never another's; any other
+failure (a lost connection, a failed commit, a busy database) fails the whole batch at once
+and is never retried here: a lost commit may have happened, and the clients' retries with
+their keys find their cases. A request whose
 client has gone still gets stored (its answer is dropped): the client's retry with the
 same key finds it.
 """
@@ -19,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+
+from sqlalchemy.exc import DataError, IntegrityError
 
 from yiwang.core.auth.principal import Principal
 from yiwang.core.db import Database
@@ -57,29 +62,47 @@ class IntakeQueue:
         return result
 
     async def _drain(self) -> None:
-        while self._waiting:
-            batch = self._waiting[: self.max_batch]
-            del self._waiting[: self.max_batch]
-            try:
-                async with self.db.session() as session:
-                    results = await intake.write(session, [item for item, _ in batch])
-            except Exception as exc:
-                if len(batch) == 1:
-                    _settle(batch[0][1], exc)
-                    continue
-                log.warning("intake batch of %d failed (%s); writing one by one", len(batch), exc)
-                for item, future in batch:
-                    try:
-                        async with self.db.session() as session:
-                            (one,) = await intake.write(session, [item])
-                        _settle(future, one)
-                    except Exception as each:
-                        _settle(future, each)
-                continue
-            self.batches += 1
-            self.written += len(batch)
-            for (_, future), result in zip(batch, results, strict=True):
-                _settle(future, result)
+        batch: list[_Waiting] = []
+        try:
+            while self._waiting:
+                batch = self._waiting[: self.max_batch]
+                del self._waiting[: self.max_batch]
+                await self._write(batch)
+        except BaseException as exc:  # cancelled at shutdown: nobody may wait forever
+            for _, future in batch + self._waiting:
+                _settle(future, exc if isinstance(exc, Exception) else RuntimeError("stopped"))
+            self._waiting.clear()
+            raise
+
+    async def _write(self, batch: list[_Waiting]) -> None:
+        try:
+            async with self.db.session() as session:
+                results = await intake.write(session, [item for item, _ in batch])
+        except (IntegrityError, DataError) as exc:
+            # a statement refused one request's data: write each alone, so that it fails
+            # by itself (nothing of the batch was committed)
+            if len(batch) == 1:
+                _settle(batch[0][1], exc)
+                return
+            log.warning("intake batch of %d refused (%s); writing one by one", len(batch), exc)
+            for item, future in batch:
+                try:
+                    async with self.db.session() as session:
+                        (one,) = await intake.write(session, [item])
+                    _settle(future, one)
+                except Exception as each:
+                    _settle(future, each)
+            return
+        except Exception as exc:
+            # (a commit whose connection was lost may have happened: never write again here;
+            # clients retry with their keys and find their cases)
+            for _, future in batch:
+                _settle(future, exc)
+            return
+        self.batches += 1
+        self.written += len(batch)
+        for (_, future), result in zip(batch, results, strict=True):
+            _settle(future, result)
 
 
 def _settle(

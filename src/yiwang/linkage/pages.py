@@ -516,7 +516,10 @@ async def live(
                     }
                 )
                 yield f"id: {event_id}\nevent: case\ndata: {data}\n\n".encode()
-            last_id = max(last_id, int(newest or 0))
+            if len(rows) == 100:  # more are waiting: go on from the last one sent
+                last_id = max(last_id, int(rows[-1][0]))
+            else:  # the rest were not for this user: skip them
+                last_id = max(last_id, int(newest or 0))
             yield b": keep-alive\n\n"
             await asyncio.sleep(STREAM_POLL_SECONDS)
 

@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yiwang.core.jobs.runner import JobContext
@@ -171,6 +171,13 @@ def forget() -> None:
     _Cache.checked = 0.0
 
 
+def forget_on_commit(session: AsyncSession) -> None:
+    """Drop the copy now and again once this session's change is committed (a concurrent
+    intake may reload the old tables in between)."""
+    forget()
+    event.listen(session.sync_session, "after_commit", lambda _s: forget(), once=True)
+
+
 async def train(session: AsyncSession) -> ClassifierModel | None:
     """Train on the confirmed cases; None when there are too few (or one category only)."""
     book = await get_book(session)
@@ -214,7 +221,7 @@ async def train(session: AsyncSession) -> ClassifierModel | None:
     )
     session.add(row)
     await session.flush()
-    forget()
+    forget_on_commit(session)
     log.info(
         "category model trained on %d cases: held-out accuracy %.3f (keywords %.3f)",
         len(samples),
