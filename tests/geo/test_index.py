@@ -39,7 +39,12 @@ def test_the_raster_answers_exactly_what_the_geometry_answers(district_cells) ->
     # and points exactly on polygon vertices and edges, where the exact path decides
     verts = shapely.get_coordinates(shapely.boundary(district_cells[:50]))
     xs, ys = np.concatenate([xs, verts[:, 0]]), np.concatenate([ys, verts[:, 1]])
-    assert np.array_equal(index.locate_positions(xs, ys), exact_positions(district_cells, xs, ys))
+    expected = exact_positions(district_cells, xs, ys)
+    assert np.array_equal(index.locate_positions(xs, ys), expected)
+    # the one-point path (intake's) gives the same answers
+    picks = np.concatenate([np.arange(0, 60_000, 37), np.arange(60_000, len(xs))])
+    one = [index.locate_position(float(xs[i]), float(ys[i])) for i in picks]
+    assert one == expected[picks].tolist()
 
 
 def test_keys_for_one_point_and_for_many() -> None:
@@ -48,6 +53,7 @@ def test_keys_for_one_point_and_for_many() -> None:
     assert index.locate(1.5, 0.5) == "east"
     assert index.locate(1.0, 0.5) == "west"  # a shared edge goes to the first polygon
     assert index.locate(5, 5) is None
+    assert index.locate(float("nan"), 0.5) is None
     assert index.locate_many([0.2, 1.8, -3], [0.2, 0.9, 0]) == ["west", "east", None]
     assert index.nearest(5, 0.5) == "east"
 

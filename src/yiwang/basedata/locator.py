@@ -104,6 +104,11 @@ class AreaLocator:
         kind = OrgKind.DISTRICT if len(self.indexes[OrgKind.DISTRICT]) else OrgKind.TOWN
         return self.indexes[kind].locate_positions(lons, lats) >= 0
 
+    def contains(self, lon: float, lat: float) -> bool:
+        """``in_district`` for one point."""
+        kind = OrgKind.DISTRICT if len(self.indexes[OrgKind.DISTRICT]) else OrgKind.TOWN
+        return self.indexes[kind].locate_position(lon, lat) >= 0
+
 
 class _Cache:
     def __init__(self) -> None:

@@ -115,10 +115,11 @@ class Settings(BaseSettings):
     def _persistent_secret(self, name: str, nbytes: int) -> str:
         """A generated secret kept in ``var_dir``: created once, atomically and private
         (two processes starting together agree on one value), then cached."""
-        path = self.ensure_var_dir() / name
+        path = self.var_dir / name
         cached = _SECRETS.get(path)
         if cached is not None:
             return cached
+        self.ensure_var_dir()
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:

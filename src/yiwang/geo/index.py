@@ -19,6 +19,7 @@ lowest position in the input, the same answer as the exact path.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -104,7 +105,23 @@ class PolygonIndex(Generic[K]):
 
     def locate(self, lon: float, lat: float) -> K | None:
         """The key of the polygon holding one point, or None."""
-        return self.locate_many([lon], [lat])[0]
+        position = self.locate_position(lon, lat)
+        return self.keys[position] if position >= 0 else None
+
+    def locate_position(self, lon: float, lat: float) -> int:
+        """``locate_positions`` for one point, in plain Python (intake locates one report at
+        a time, and array set-up costs more than the lookup)."""
+        raster = self._raster
+        if raster is None or not (math.isfinite(lon) and math.isfinite(lat)):
+            return int(self.locate_positions([lon], [lat])[0]) if raster is not None else NOWHERE
+        fx = (lon - raster.x0) / raster.cell
+        fy = (lat - raster.y0) / raster.cell
+        if not (0 <= fx < raster.nx and 0 <= fy < raster.ny):
+            return NOWHERE
+        label = int(raster.labels[int(fy), int(fx)])
+        if label != _BOUNDARY:
+            return label
+        return int(self._exact(np.array([lon], dtype=np.float64), np.array([lat]))[0])
 
     def nearest(self, lon: float, lat: float) -> K | None:
         """The key of the polygon nearest to a point (the holder when there is one)."""

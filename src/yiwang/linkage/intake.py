@@ -18,7 +18,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import h3
-from sqlalchemy import ColumnElement, Select, Table, bindparam, func, insert, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -180,7 +191,7 @@ async def locate(
     to its standard address (and that address's position and grid)."""
     locator = await get_locator(session)
     if lon is not None and lat is not None:
-        if not bool(locator.in_district([lon], [lat])[0]):
+        if not locator.contains(lon, lat):
             raise ValidationFailed("The place is outside the district.", field="lon")
         place = locator.locate(lon, lat)
         near = await nearest_address(session, lon, lat, max_m=100.0)
@@ -288,16 +299,24 @@ def _duplicates_query(
     ranges: int,
 ) -> Select[int, float | None, float | None, str, str, datetime]:
     """One statement per number of ranges (at most seven), built once: intake runs it for
-    every report, and building and compiling a query costs more than running it."""
+    every report, and building and compiling a query costs more than running it.
+
+    Each range repeats the category, so that every term is one seek in the (category, H3)
+    index (SQLite's planner otherwise reads all the category's cases); the statuses are
+    written into the statement (a constant list, not a parameter to expand each time)."""
+    category: BindParameter[int] = bindparam("category_id")
     return (
         select(Case.id, Case.lon, Case.lat, Case.title, Case.description, Case.reported_at)
         .where(
-            Case.category_id == bindparam("category_id"),
-            Case.status.in_(sorted(OPEN)),
-            Case.reported_at >= bindparam("since"),
             or_(
-                *(Case.h3.between(bindparam(f"lo{i}"), bindparam(f"hi{i}")) for i in range(ranges))
+                *(
+                    (Case.category_id == category)
+                    & Case.h3.between(bindparam(f"lo{i}"), bindparam(f"hi{i}"))
+                    for i in range(ranges)
+                )
             ),
+            Case.status.in_([literal_column(f"'{s}'") for s in sorted(OPEN)]),
+            Case.reported_at >= bindparam("since"),
             Case.lon.between(bindparam("west"), bindparam("east")),
             Case.lat.between(bindparam("south"), bindparam("north")),
         )

@@ -3,6 +3,7 @@ for lookups (an ID number or a phone number is found by its hash, never by its p
 
 from __future__ import annotations
 
+import functools
 import re
 
 from yiwang.core.security.crypto import SM4Cipher, hmac_sm3_hex
@@ -12,14 +13,19 @@ from yiwang.core.settings import Settings
 PHONE_RE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
 
 
+@functools.lru_cache(maxsize=8)
+def _lookup_key(key: bytes) -> bytes:
+    """A key of its own for lookups, derived so that it never equals the cipher key."""
+    return bytes.fromhex(hmac_sm3_hex(key, "yiwang:lookup-hash"))
+
+
 class PersonalData:
     """The cipher and the keyed hash of one deployment's data key."""
 
     def __init__(self, settings: Settings) -> None:
         key = settings.data_key_bytes()
         self.cipher = SM4Cipher(key)
-        # a key of its own for lookups, derived so that it never equals the cipher key
-        self.hash_key = bytes.fromhex(hmac_sm3_hex(key, "yiwang:lookup-hash"))
+        self.hash_key = _lookup_key(key)
 
     def seal(self, table: str, column: str, value: str) -> str:
         return self.cipher.encrypt(value, associated=f"{table}.{column}".encode())
