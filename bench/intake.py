@@ -25,7 +25,9 @@ What it measures
     request of every round and no more than the requests in flight at the end (no case
     lost or doubled).
 
-    The server is pinned to one CPU and wrk to the other (``taskset``, when it works).
+    The server is pinned to one CPU and wrk to the other (``taskset``, when it works): the
+    figure of one process on one core. ``--processes N`` runs ``yiwang serve --processes
+    N`` instead, unpinned, sharing the machine with wrk: the figure of the machine.
     Events are left in the outbox (no worker runs): delivering them is the worker's job,
     in its own process. Target (issue 4): at least 300 cases/s with p99 under 100 ms at
     32 concurrent clients, on SQLite and on PostgreSQL. Exit code 0 when met, 1 when not,
@@ -200,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
         print(WRK_MISSING, file=sys.stderr)
         return 2
     pinning = choose_pinning()
+    if args.processes > 1:  # the processes spread over the CPUs; wrk takes what it needs
+        pinning = Pinning(None, None, f"{args.processes} server processes, nothing pinned")
     tmp = Path(tempfile.mkdtemp(prefix="bench-intake-"))
     var = tmp / "var"
     var.mkdir()
@@ -225,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
         server = start_server(
             "yiwang",
             [*pinning.server, yiwang_cli(), "serve", "--host", HOST, "--port", str(port),
-             "--no-worker"],
+             "--no-worker", "--processes", str(args.processes)],
             env=yiwang_env(var, args.db_url), cwd=var, log_path=tmp / "server.log",
         )  # fmt: skip
         server.wait_ready(url + "/healthz")
@@ -253,7 +257,8 @@ def run(args: argparse.Namespace) -> int:
             if args.py_spy and n == 1:  # where the server's time goes (collapsed stacks)
                 spy = subprocess.Popen(
                     [args.py_spy, "record", "-p", str(server.proc.pid), "-d", str(args.seconds),
-                     "-f", "raw", "-o", str(tmp / "intake.folded"), "-r", "200"],
+                     "-f", "raw", "-o", str(tmp / "intake.folded"), "-r", "200",
+                     *(["--subprocesses"] if args.processes > 1 else [])],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
             r = wrk(url, seconds=args.seconds, connections=args.connections, pinning=pinning,
@@ -314,6 +319,10 @@ def main() -> None:
     parser.add_argument("--addresses", type=int, default=3000)
     parser.add_argument("--bodies", type=int, default=20000)
     parser.add_argument("--db-url", default="")
+    parser.add_argument(
+        "--processes", type=int, default=1,
+        help="server processes (yiwang serve --processes); above 1 nothing is pinned",
+    )  # fmt: skip
     parser.add_argument("--py-spy", default="", help="path of py-spy: profile round 1's intake")
     raise SystemExit(run(parser.parse_args()))
 

@@ -27,9 +27,20 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def live_server(var: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+def live_server(
+    var: Path, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Iterator[str]:
     """Serve the database in ``var`` (or ``YIWANG_DATABASE_URL`` in ``extra_env``) on a free
     loopback port; yield its base URL; stop it afterwards."""
+    with live_process(var, extra_env, args) as (base, _):
+        yield base
+
+
+@contextlib.contextmanager
+def live_process(
+    var: Path, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``live_server``, yielding the server's process as well."""
     port = free_port()
     env = {**os.environ, **FAST_ENV, "YIWANG_VAR_DIR": str(var), **(extra_env or {})}
     log_path = var / "server.log"
@@ -45,6 +56,7 @@ def live_server(var: Path, extra_env: dict[str, str] | None = None) -> Iterator[
                 "--port",
                 str(port),
                 "--no-worker",
+                *args,
             ],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -65,7 +77,7 @@ def live_server(var: Path, extra_env: dict[str, str] | None = None) -> Iterator[
                 raise RuntimeError("server did not start: " + log_path.read_text()[-2000:])
             if proc.poll() is not None:
                 raise RuntimeError("server exited: " + log_path.read_text()[-2000:])
-            yield base
+            yield base, proc
         finally:
             proc.terminate()
             try:

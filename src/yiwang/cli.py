@@ -113,11 +113,20 @@ def serve(
             help="Run events and jobs in this process (default: YIWANG_RUN_WORKER_IN_SERVER).",
         ),
     ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes sharing the port (about one per CPU core); restarted "
+            "if one dies. Events and jobs run in the first only.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the web app and API."""
     from yiwang.serve import run
 
-    run(_settings(), host or ["::"], port, start_worker=worker)
+    run(_settings(), host or ["::"], port, start_worker=worker, processes=processes)
 
 
 @app.command("worker")

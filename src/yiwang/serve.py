@@ -1,10 +1,23 @@
-"""Running the HTTP server on IPv4 and IPv6 sockets we bind ourselves."""
+"""Running the HTTP server on IPv4 and IPv6 sockets we bind ourselves, in one process or
+in several (``--processes``) that share the port.
+
+Several processes: the parent binds one set of listening sockets per process with
+``SO_REUSEPORT`` (the kernel spreads new connections over them, so that a burst of
+keep-alive connections is not all taken by whichever process woke first), forks the
+processes, keeps every socket open (a connection that arrives for a process being restarted
+waits in its socket's queue) and restarts a process that dies. SIGTERM or SIGINT to the
+parent stops them all, each finishing its requests.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
+import os
+import signal
 import socket
+import time
 from collections.abc import Sequence
 
 import uvicorn
@@ -16,7 +29,14 @@ LOOPBACKS = ("127.0.0.1", "::1")
 MISSING_ADDRESS = {errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
 
 
-def bind(hosts: Sequence[str], port: int) -> list[socket.socket]:
+log = logging.getLogger("yiwang.serve")
+#: a process that dies sooner than this after its start counts as failing to start
+QUICK_DEATH_SECONDS = 5.0
+#: give up after this many quick deaths in a row (a broken configuration, not bad luck)
+MAX_QUICK_DEATHS = 5
+
+
+def bind(hosts: Sequence[str], port: int, *, reuse_port: bool = False) -> list[socket.socket]:
     """Listening sockets for each host. "::" is one dual-stack socket (IPv4 and IPv6 on every
     interface); "localhost" is 127.0.0.1 and ::1 (either may be missing, not both); another
     name binds every address it resolves to. On failure no socket is left open."""
@@ -31,7 +51,7 @@ def bind(hosts: Sequence[str], port: int) -> list[socket.socket]:
                 candidates, optional = (host,), False
             for name in candidates:
                 try:
-                    sockets.extend(_bind_one(name, port, seen))
+                    sockets.extend(_bind_one(name, port, seen, reuse_port))
                 except OSError as exc:
                     if not (optional and exc.errno in MISSING_ADDRESS):
                         raise
@@ -44,12 +64,14 @@ def bind(hosts: Sequence[str], port: int) -> list[socket.socket]:
     return sockets
 
 
-def _bind_one(host: str, port: int, seen: set[tuple[str, int]]) -> list[socket.socket]:
+def _bind_one(
+    host: str, port: int, seen: set[tuple[str, int]], reuse_port: bool = False
+) -> list[socket.socket]:
     if host in ("::", ""):
         sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            _listen(sock, ("::", port))
+            _listen(sock, ("::", port), reuse_port)
         except BaseException:
             sock.close()
             raise
@@ -67,7 +89,7 @@ def _bind_one(host: str, port: int, seen: set[tuple[str, int]]) -> list[socket.s
             made.append(sock)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            _listen(sock, (str(addr[0]), int(addr[1]), *addr[2:]))
+            _listen(sock, (str(addr[0]), int(addr[1]), *addr[2:]), reuse_port)
     except BaseException:
         for sock in made:
             sock.close()
@@ -75,8 +97,14 @@ def _bind_one(host: str, port: int, seen: set[tuple[str, int]]) -> list[socket.s
     return made
 
 
-def _listen(sock: socket.socket, addr: tuple[str, int] | tuple[str, int, int, int]) -> None:
+def _listen(
+    sock: socket.socket,
+    addr: tuple[str, int] | tuple[str, int, int, int],
+    reuse_port: bool = False,
+) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     # Accepted connections inherit it: a response's head and body leave at once instead of
     # waiting for the client's delayed acknowledgement (about 40 ms).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -85,15 +113,67 @@ def _listen(sock: socket.socket, addr: tuple[str, int] | tuple[str, int, int, in
     sock.set_inheritable(True)
 
 
+def bind_sets(hosts: Sequence[str], port: int, count: int) -> list[list[socket.socket]]:
+    """``count`` sets of listening sockets on the same addresses (``SO_REUSEPORT``), one per
+    process; port 0 picks one free port for all of them."""
+    first = bind(hosts, port, reuse_port=True)
+    sets = [first]
+    try:
+        for _ in range(count - 1):
+            more: list[socket.socket] = []
+            sets.append(more)
+            for model in first:
+                sock = socket.socket(model.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+                more.append(sock)
+                if model.family == socket.AF_INET6:
+                    only = model.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, only)
+                _listen(sock, model.getsockname(), True)
+    except BaseException:
+        for group in sets:
+            for sock in group:
+                sock.close()
+        raise
+    return sets
+
+
 def run(
-    settings: Settings, hosts: Sequence[str], port: int, *, start_worker: bool | None = None
+    settings: Settings,
+    hosts: Sequence[str],
+    port: int,
+    *,
+    start_worker: bool | None = None,
+    processes: int = 1,
 ) -> None:
-    from yiwang.web.app import create_app
     from yiwang.web.logs import configure
 
     configure(settings.log_level, settings.log_json)
+    if processes <= 1:
+        sockets = bind(hosts, port)
+        try:
+            _serve(settings, sockets, start_worker)
+        finally:
+            for sock in sockets:
+                with contextlib.suppress(OSError):
+                    sock.close()
+        return
+    sets = bind_sets(hosts, port, processes)
+    try:
+        # events and jobs in the first process only (when in the server at all): the
+        # others serve requests
+        worker = settings.run_worker_in_server if start_worker is None else start_worker
+        _supervise(settings, sets, worker)
+    finally:
+        for group in sets:
+            for sock in group:
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+def _serve(settings: Settings, sockets: list[socket.socket], start_worker: bool | None) -> None:
+    from yiwang.web.app import create_app
+
     app = create_app(settings, start_worker=start_worker)
-    sockets = bind(hosts, port)
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -103,10 +183,80 @@ def run(
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
+    # Server.run picks uvloop when it is installed ("auto"); asyncio.run would not.
+    server.run(sockets=sockets)
+
+
+def _supervise(settings: Settings, sets: list[list[socket.socket]], worker: bool) -> None:
+    children: dict[int, tuple[int, float]] = {}  # pid: (slot, started)
+    stopping = False
+
+    def spawn(slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the child: default signals (uvicorn sets its own), its own sockets
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            for other, group in enumerate(sets):
+                if other != slot:
+                    for sock in group:
+                        sock.close()
+            code = 0
+            try:
+                _serve(settings, sets[slot], worker and slot == 0)
+            except BaseException:
+                log.exception("server process %d failed", slot)
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children[pid] = (slot, time.monotonic())
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        # Server.run picks uvloop when it is installed ("auto"); asyncio.run would not.
-        server.run(sockets=sockets)
+        for slot in range(len(sets)):
+            spawn(slot)
+        log.info("serving with %d processes", len(sets))
+        quick = 0
+        while children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            slot, started = children.pop(pid, (-1, 0.0))
+            if slot < 0 or stopping:
+                continue
+            lived = time.monotonic() - started
+            quick = quick + 1 if lived < QUICK_DEATH_SECONDS else 0
+            log.warning(
+                "server process %d ended (%s) after %.0f s; starting it again",
+                slot, _describe(status), lived,
+            )  # fmt: skip
+            if quick >= MAX_QUICK_DEATHS:
+                log.error("server processes keep failing at start; stopping")
+                stop(signal.SIGTERM, None)
+                raise SystemExit(1)
+            time.sleep(min(1.0 * quick, 10.0))
+            if not stopping:
+                spawn(slot)
     finally:
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in list(children):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"signal {os.WTERMSIG(status)}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"

@@ -1,0 +1,72 @@
+"""``yiwang serve --processes N``: several processes share the port, a process that dies is
+started again, and stopping the parent stops them all."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tests.live import live_process
+from yiwang.core.migrate import upgrade
+from yiwang.core.settings import Settings
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def healthy(base: str, times: int) -> int:
+    """Requests over fresh connections (each may reach either process); how many got 200."""
+    parts = urlsplit(base)
+    ok = 0
+    for _ in range(times):
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
+        try:
+            conn.request("GET", "/healthz")
+            ok += conn.getresponse().status == 200
+        finally:
+            conn.close()
+    return ok
+
+
+def wait_for(check, seconds: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_processes_share_the_port_and_a_dead_one_is_replaced(tmp_path: Path) -> None:
+    settings = Settings(var_dir=tmp_path, _env_file=None)
+    upgrade(settings)
+    with live_process(tmp_path, args=("--processes", "2")) as (base, proc):
+        assert wait_for(lambda: len(children(proc.pid)) == 2)
+        first = children(proc.pid)
+        assert healthy(base, 40) == 40
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        assert wait_for(lambda: len(children(proc.pid) - {victim}) == 2)
+        assert victim not in children(proc.pid)
+        # the replacement serves (its socket kept the connections that came meanwhile)
+        assert wait_for(lambda: healthy(base, 1) == 1)
+        assert healthy(base, 40) == 40
+        survivors = children(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert all(not Path(f"/proc/{pid}").exists() or _zombie(pid) for pid in survivors)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except FileNotFoundError:
+        return True
