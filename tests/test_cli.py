@@ -222,10 +222,12 @@ def test_a_missing_ipv6_loopback_is_skipped_but_a_named_address_is_not(monkeypat
 
     real = serve._bind_one
 
-    def no_ipv6(host: str, port: int, seen: set[tuple[str, int]]) -> list[socket_module.socket]:
+    def no_ipv6(
+        host: str, port: int, seen: set[tuple[str, int]], reuse_port: bool = False
+    ) -> list[socket_module.socket]:
         if ":" in host:
             raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
-        return real(host, port, seen)
+        return real(host, port, seen, reuse_port)
 
     monkeypatch.setattr(serve, "_bind_one", no_ipv6)
     sockets = serve.bind(["127.0.0.1", "::1"], 0)
