@@ -259,6 +259,25 @@ class Server:
             time.sleep(0.1)
         raise BenchError(f"{self.name} server did not answer {url} in {timeout:.0f} s")
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU the server's processes (it and its children) have used."""
+        total, ticks = 0.0, os.sysconf("SC_CLK_TCK")
+        pids, seen = [self.proc.pid], set()
+        while pids:
+            pid = pids.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                fields = stat[stat.rindex(")") + 2 :].split()
+                total += (int(fields[11]) + int(fields[12])) / ticks
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    pids.extend(int(c) for c in (task / "children").read_text().split())
+            except (OSError, ValueError):
+                continue
+        return total
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)

@@ -244,33 +244,57 @@ def run(args: argparse.Namespace) -> int:
             pinning=pinning, headers=auth)  # fmt: skip
         runs.append("W")
         print(f"warm-up: {warm.requests} cases taken in ({warm.rps:.0f}/s)\n")
-        print(f"{'round':>5}  {'run':<7}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+        print(f"{'round':>5}  {'run':<7}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+              f"{'cpu ms':>8}")  # fmt: skip
+        cpu: dict[str, list[float]] = {"read": [], "intake": []}
+
+        def cpu_per_request(before: float, r: WrkResult) -> float:
+            """The server's CPU time per request answered (all its processes)."""
+            assert server is not None
+            return 1000 * (server.cpu_seconds() - before) / max(1, r.requests)
+
         results: dict[str, list[WrkResult]] = {"read": [], "intake": []}
         answered = {"W": warm.requests}
+
+        def profile(name: str) -> subprocess.Popen[bytes] | None:
+            """py-spy on the server during round 1's run of ``name`` (collapsed stacks)."""
+            if not args.py_spy or n != 1:
+                return None
+            assert server is not None
+            return subprocess.Popen(
+                [args.py_spy, "record", "-p", str(server.proc.pid), "-d", str(args.seconds),
+                 "-f", "raw", "-o", str(tmp / f"{name}.folded"), "-r", "200",
+                 *(["--subprocesses"] if args.processes > 1 else [])],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+
+        def profiled(spy: subprocess.Popen[bytes] | None, name: str) -> None:
+            if spy is not None:
+                spy.wait()
+                print(f"       py-spy: {tmp / f'{name}.folded'}")
+
         for n in range(1, args.rounds + 1):
+            spy = profile("read")
+            before = server.cpu_seconds()
             r = wrk(read_url, seconds=args.seconds, connections=args.connections,
                     pinning=pinning, headers=auth)  # fmt: skip
             results["read"].append(r)
-            print(f"{n:>5}  {'read':<7}{r.rps:>9.1f}{r.p50_ms:>9.1f}{r.p99_ms:>9.1f}{r.errors:>8}")
+            cpu["read"].append(cpu_per_request(before, r))
+            profiled(spy, "read")
+            print(f"{n:>5}  {'read':<7}{r.rps:>9.1f}{r.p50_ms:>9.1f}{r.p99_ms:>9.1f}{r.errors:>8}"
+                  f"{cpu['read'][-1]:>8.2f}")  # fmt: skip
             tag = f"R{n}"
-            spy = None
-            if args.py_spy and n == 1:  # where the server's time goes (collapsed stacks)
-                spy = subprocess.Popen(
-                    [args.py_spy, "record", "-p", str(server.proc.pid), "-d", str(args.seconds),
-                     "-f", "raw", "-o", str(tmp / "intake.folded"), "-r", "200",
-                     *(["--subprocesses"] if args.processes > 1 else [])],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )  # fmt: skip
+            spy = profile("intake")
+            before = server.cpu_seconds()
             r = wrk(url, seconds=args.seconds, connections=args.connections, pinning=pinning,
                     headers={}, script=(script, [str(bodies), tag, token]))  # fmt: skip
             results["intake"].append(r)
-            if spy is not None:
-                spy.wait()
-                print(f"       py-spy: {tmp / 'intake.folded'}")
+            cpu["intake"].append(cpu_per_request(before, r))
+            profiled(spy, "intake")
             answered[tag] = r.requests - r.non_2xx
             runs.append(tag)
             print(f"{n:>5}  {'intake':<7}{r.rps:>9.1f}{r.p50_ms:>9.1f}{r.p99_ms:>9.1f}"
-                  f"{r.errors:>8}")  # fmt: skip
+                  f"{r.errors:>8}{cpu['intake'][-1]:>8.2f}")  # fmt: skip
         server.stop()
         server = None
         print()
@@ -291,7 +315,9 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"\nmedians: intake {rps:.0f} cases/s (p50 {p50:.1f} ms, p99 {p99:.1f} ms); "
             f"read {med('read', 'rps'):.0f} req/s (p99 {med('read', 'p99_ms'):.1f} ms); "
-            f"intake / read = {rps / med('read', 'rps'):.2f}"
+            f"intake / read = {rps / med('read', 'rps'):.2f}\n"
+            f"server CPU per request: intake {statistics.median(cpu['intake']):.2f} ms, "
+            f"read {statistics.median(cpu['read']):.2f} ms"
         )
         met = ok and errors == 0 and rps >= TARGET_RPS and p99 < TARGET_P99_MS
         print(
@@ -323,7 +349,7 @@ def main() -> None:
         "--processes", type=int, default=1,
         help="server processes (yiwang serve --processes); above 1 nothing is pinned",
     )  # fmt: skip
-    parser.add_argument("--py-spy", default="", help="path of py-spy: profile round 1's intake")
+    parser.add_argument("--py-spy", default="", help="path of py-spy: profile round 1")
     raise SystemExit(run(parser.parse_args()))
 
 

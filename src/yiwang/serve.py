@@ -173,7 +173,7 @@ def run(
 def _serve(settings: Settings, sockets: list[socket.socket], start_worker: bool | None) -> None:
     from yiwang.web.app import create_app
 
-    app = create_app(settings, start_worker=start_worker)
+    app = create_app(settings, start_worker=start_worker, warm=True)
     config = uvicorn.Config(
         app,
         log_config=None,

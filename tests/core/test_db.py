@@ -65,3 +65,28 @@ async def test_a_failed_write_rolls_back_and_frees_the_queue(tmp_path: Path) -> 
         assert actions == ["y"]
     finally:
         await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_pooled_connection_the_server_closed_is_replaced(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connections in steady use are not pinged; one idle long enough is, and if the
+    server closed it meanwhile (a restart, an idle timeout) the pool opens another."""
+    import asyncpg
+    from sqlalchemy import text
+
+    from yiwang.core import db as db_module
+
+    async with db.session(readonly=True) as s:
+        first = (await s.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    url = db.settings.effective_database_url.replace("postgresql+asyncpg", "postgresql")
+    admin = await asyncpg.connect(url)
+    try:
+        await admin.execute("SELECT pg_terminate_backend($1)", first)
+    finally:
+        await admin.close()
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    async with db.session(readonly=True) as s:
+        second = (await s.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    assert second != first

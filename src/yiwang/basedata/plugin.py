@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from importlib.resources import files
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from yiwang.basedata import pages, routes, routes_actuals, routes_field
 from yiwang.basedata.layers import base_layers, record_layers
 from yiwang.core.plugins import NavItem, Permission, Registry, RoleSpec
@@ -38,6 +40,7 @@ def register(registry: Registry) -> None:
             ),
         )
     )
+    registry.add_warmer(_warm)
     registry.add_api_router(routes.router)
     registry.add_api_router(routes_actuals.router)
     registry.add_api_router(routes_field.router)
@@ -49,3 +52,12 @@ def register(registry: Registry) -> None:
     )
     for layer in [*base_layers(), *record_layers()]:
         registry.add_layer(layer.name, layer)
+
+
+async def _warm(session: AsyncSession) -> None:
+    """The area locator and the address index (intake and the maps use them at once)."""
+    from yiwang.basedata.address_match import get_index
+    from yiwang.basedata.locator import get_locator
+
+    await get_locator(session)
+    await get_index(session)

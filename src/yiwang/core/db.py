@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import DateTime, MetaData, String, Text, event, text
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -145,6 +147,26 @@ class _SqliteWriteQueue:
             self.lock.release()
 
 
+#: a pooled connection idle longer than this is pinged before use (the server may have
+#: closed it: a restart, an idle timeout); one in steady use is not (a round trip each
+#: time, which is what ``pool_pre_ping`` costs every request)
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _stamp_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info["yiwang_idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+    since = record.info.get("yiwang_idle_since")
+    if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as exc:  # the pool replaces it and tries again
+        raise DisconnectionError(f"pooled connection is gone: {exc}") from exc
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.effective_database_url
     kwargs: dict[str, Any] = {"echo": settings.database_echo}
@@ -159,9 +181,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
             kwargs["async_creator"] = lambda: sqlite_inline.connect(path, busy_seconds=30)
         else:
             kwargs["connect_args"] = {"timeout": 30}
-    else:
-        kwargs["pool_pre_ping"] = True
     engine = create_async_engine(url, **kwargs)
+    if engine.dialect.name != "sqlite":
+        event.listen(engine.sync_engine.pool, "checkout", _ping_if_idle)
+        event.listen(engine.sync_engine.pool, "checkin", _stamp_checkin)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         queue = _SqliteWriteQueue()

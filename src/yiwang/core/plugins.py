@@ -88,6 +88,9 @@ class Registry:
     template_dirs: list[str] = field(default_factory=list)
     #: reference data a module needs in every database (run by ``yiwang init``; idempotent)
     seeders: list[Any] = field(default_factory=list)
+    #: ``async f(session)`` loading a module's in-memory caches before the first request
+    #: needs them (run by a serving process at start; failures are logged, not fatal)
+    warmers: list[Any] = field(default_factory=list)
 
     def add_permission(self, *perms: Permission) -> None:
         for perm in perms:
@@ -130,6 +133,9 @@ class Registry:
     def add_seed(self, func: Any) -> None:
         """``async func(session, settings)``: create missing reference rows, keep edited ones."""
         self.seeders.append(func)
+
+    def add_warmer(self, func: Any) -> None:
+        self.warmers.append(func)
 
     def add_templates(self, folder: str) -> None:
         self.template_dirs.append(folder)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from importlib.resources import files
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from yiwang.core.plugins import (
     EventHandler,
     NavItem,
@@ -97,6 +99,7 @@ def register(registry: Registry) -> None:
     registry.add_templates(str(files("yiwang.linkage") / "templates"))
     registry.add_nav(NavItem("kpi", "Case KPIs", "/cases/kpi", permission="linkage.read", order=60))
     registry.add_seed(categories.seed_categories)
+    registry.add_warmer(_warm)
     registry.add_seed(rewards.seed_rules)
     registry.add_handler(
         EventHandler(
@@ -115,3 +118,9 @@ def register(registry: Registry) -> None:
     registry.add_job(PeriodicJob("linkage.calendar_coverage", 86_400, service.coverage_job))
     registry.add_job(PeriodicJob("linkage.sla", 60, _sla_job))
     registry.add_job(PeriodicJob("linkage.train_classifier", 86_400, suggest.train_job))
+
+
+async def _warm(session: AsyncSession) -> None:
+    """The intake book (categories, matrix, model) and jieba's dictionary."""
+    book = await suggest.get_book(session)
+    book.classifier.suggest("路灯不亮")
