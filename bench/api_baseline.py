@@ -231,6 +231,24 @@ def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, byte
         return int(exc.code), exc.read()
 
 
+def database_cpu_seconds() -> float:
+    """CPU used so far by this machine's PostgreSQL processes (those alive now: a backend's
+    time goes when it exits, so measure across runs whose connections stay open)."""
+    total, ticks = 0.0, os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if not stat[stat.index("(") + 1 :].startswith("postgres"):
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 @dataclass
 class Server:
     name: str

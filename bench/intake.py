@@ -63,6 +63,7 @@ from bench.api_baseline import (
     WrkResult,
     choose_pinning,
     create_database,
+    database_cpu_seconds,
     drop_database,
     free_port,
     parse_wrk,
@@ -248,10 +249,18 @@ def run(args: argparse.Namespace) -> int:
               f"{'cpu ms':>8}")  # fmt: skip
         cpu: dict[str, list[float]] = {"read": [], "intake": []}
 
-        def cpu_per_request(before: float, r: WrkResult) -> float:
-            """The server's CPU time per request answered (all its processes)."""
+        db_cpu: dict[str, list[float]] = {"read": [], "intake": []}
+
+        def cpu_now() -> tuple[float, float]:
             assert server is not None
-            return 1000 * (server.cpu_seconds() - before) / max(1, r.requests)
+            return server.cpu_seconds(), database_cpu_seconds() if pg is not None else 0.0
+
+        def cpu_per_request(kind: str, before: tuple[float, float], r: WrkResult) -> float:
+            """The server's CPU time per request answered (all its processes); PostgreSQL's
+            is kept apart in ``db_cpu``."""
+            now = cpu_now()
+            db_cpu[kind].append(1000 * (now[1] - before[1]) / max(1, r.requests))
+            return 1000 * (now[0] - before[0]) / max(1, r.requests)
 
         results: dict[str, list[WrkResult]] = {"read": [], "intake": []}
         answered = {"W": warm.requests}
@@ -275,21 +284,21 @@ def run(args: argparse.Namespace) -> int:
 
         for n in range(1, args.rounds + 1):
             spy = profile("read")
-            before = server.cpu_seconds()
+            before = cpu_now()
             r = wrk(read_url, seconds=args.seconds, connections=args.connections,
                     pinning=pinning, headers=auth)  # fmt: skip
             results["read"].append(r)
-            cpu["read"].append(cpu_per_request(before, r))
+            cpu["read"].append(cpu_per_request("read", before, r))
             profiled(spy, "read")
             print(f"{n:>5}  {'read':<7}{r.rps:>9.1f}{r.p50_ms:>9.1f}{r.p99_ms:>9.1f}{r.errors:>8}"
                   f"{cpu['read'][-1]:>8.2f}")  # fmt: skip
             tag = f"R{n}"
             spy = profile("intake")
-            before = server.cpu_seconds()
+            before = cpu_now()
             r = wrk(url, seconds=args.seconds, connections=args.connections, pinning=pinning,
                     headers={}, script=(script, [str(bodies), tag, token]))  # fmt: skip
             results["intake"].append(r)
-            cpu["intake"].append(cpu_per_request(before, r))
+            cpu["intake"].append(cpu_per_request("intake", before, r))
             profiled(spy, "intake")
             answered[tag] = r.requests - r.non_2xx
             runs.append(tag)
@@ -318,7 +327,9 @@ def run(args: argparse.Namespace) -> int:
             f"intake / read = {rps / med('read', 'rps'):.2f}\n"
             f"server CPU per request: intake {statistics.median(cpu['intake']):.2f} ms, "
             f"read {statistics.median(cpu['read']):.2f} ms"
-        )
+            + (f"; PostgreSQL's CPU per intake {statistics.median(db_cpu['intake']):.2f} ms"
+               if pg is not None else "")
+        )  # fmt: skip
         met = ok and errors == 0 and rps >= TARGET_RPS and p99 < TARGET_P99_MS
         print(
             f"target: >= {TARGET_RPS:.0f} cases/s with p99 < {TARGET_P99_MS:.0f} ms at "
