@@ -345,6 +345,8 @@ def run(args: argparse.Namespace) -> int:
             server.stop()
         if pg is not None:
             drop_database(pg)
+        if not args.py_spy:  # (the profiles are kept, with the database they came from)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:

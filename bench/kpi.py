@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -257,11 +258,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--db-url", default="")
     args = parser.parse_args()
-    asyncio.run(run(args, prepare(args)))
-    if args.db_url:
-        from bench.api_baseline import drop_database, pg_target
+    settings = prepare(args)
+    try:
+        asyncio.run(run(args, settings))
+    finally:
+        if args.db_url:
+            from bench.api_baseline import drop_database, pg_target
 
-        drop_database(pg_target(args.db_url))
+            drop_database(pg_target(args.db_url))
+        shutil.rmtree(settings.var_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -316,11 +317,14 @@ def main() -> None:
     )  # fmt: skip
     upgrade(settings)
     env = yiwang_env(var, args.db_url)
-    code = asyncio.run(main_async(args, settings, env))
-    if args.db_url:
-        from bench.api_baseline import drop_database, pg_target
+    try:
+        code = asyncio.run(main_async(args, settings, env))
+    finally:
+        if args.db_url:
+            from bench.api_baseline import drop_database, pg_target
 
-        drop_database(pg_target(args.db_url))
+            drop_database(pg_target(args.db_url))
+        shutil.rmtree(var, ignore_errors=True)
     raise SystemExit(code)
 
 

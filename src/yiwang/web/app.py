@@ -29,7 +29,7 @@ from yiwang.web.templating import Templates
 
 log = logging.getLogger("yiwang.web")
 #: the collector's thresholds in a serving process (Python's default: 700, 10, 10)
-GC_THRESHOLDS = (10_000, 20, 20)
+GC_THRESHOLDS = (20_000, 10, 10)
 
 DESCRIPTION = """
 Yiwang (一网) — the API of a district's city digital governance centre.
