@@ -67,6 +67,66 @@ async def test_a_failed_write_rolls_back_and_frees_the_queue(tmp_path: Path) -> 
         await db.dispose()
 
 
+async def test_another_process_writing_is_waited_for_without_stopping_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``yiwang worker`` or a second server process holds SQLite's write lock: a write here
+    waits on the event loop's timer (other requests go on), then proceeds; if the lock
+    stays taken it fails with DatabaseBusy, writes nothing and frees the queue."""
+    import sqlite3
+    import time
+
+    from yiwang.core import db as db_module
+
+    settings = base_settings(tmp_path)
+    await asyncio.to_thread(upgrade, settings)
+    db = Database(settings)
+    other = sqlite3.connect(settings.var_dir / "yiwang.sqlite3", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the other process's write transaction
+        ticks: list[float] = []
+
+        async def ticker() -> None:
+            for _ in range(30):
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.01)
+
+        async def write() -> None:
+            async with db.session() as session:
+                await audit.record(session, None, "after", "t", 1)
+
+        async def release() -> None:
+            await asyncio.sleep(0.2)
+            other.execute("COMMIT")
+
+        started = time.monotonic()
+        await asyncio.gather(ticker(), write(), release())
+        assert time.monotonic() - started >= 0.2
+        gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+        assert max(gaps) < 0.1  # the loop never stood still while the write waited
+
+        monkeypatch.setattr(db_module, "LOCK_TIMEOUT", 0.15)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(db_module.DatabaseBusy):
+            async with db.session() as session:
+                await audit.record(session, None, "never", "t", 2)
+        other.execute("COMMIT")
+        async with db.session() as session:  # the queue is free again
+            await audit.record(session, None, "last", "t", 3)
+        async with db.session(readonly=True) as session:
+            actions = (
+                (await session.execute(text("SELECT action FROM audit_record ORDER BY seq")))
+                .scalars()
+                .all()
+            )
+            timeout = (await session.execute(text("PRAGMA busy_timeout"))).scalar_one()
+        assert actions == ["after", "last"]
+        assert timeout == 30000  # restored for the connection's other uses
+    finally:
+        other.close()
+        await db.dispose()
+
+
 @pytest.mark.postgres
 async def test_a_pooled_connection_the_server_closed_is_replaced(
     db: Database, monkeypatch: pytest.MonkeyPatch

@@ -131,7 +131,14 @@ class _SqliteWriteQueue:
                 await_(self.lock.acquire())
             conn.info["yiwang_write_lock"] = True
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            driver = conn.connection.driver_connection
+            if in_greenlet() and isinstance(driver, sqlite_inline.InlineConnection):
+                await_(sqlite_inline.begin_immediate(driver, LOCK_TIMEOUT))
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except sqlite_inline.Busy as exc:
+            self.end(conn)
+            raise DatabaseBusy("the database stayed busy; try again") from exc
         except BaseException:
             self.end(conn)
             raise

@@ -9,9 +9,12 @@ ten times faster per request, and safe because:
   another of ours holds it;
 - readers in WAL mode never wait for writers.
 
-What can still block the loop is another *process* holding the write lock (up to the busy
-timeout) and a long query; a deployment with several processes uses PostgreSQL, and the
-thread-based driver stays available (``YIWANG_SQLITE_DRIVER=thread``).
+- another *process* holding the write lock (``yiwang worker``, a second server process)
+  is waited for by ``begin_immediate`` on the event loop's timer, not in SQLite's busy
+  handler (which would sleep with the loop stopped, in steps of up to 100 ms).
+
+What can still block the loop is a long query; the thread-based driver stays available
+(``YIWANG_SQLITE_DRIVER=thread``).
 
 SQLAlchemy's aiosqlite dialect drives this object through ``async_creator``, so the
 dialect, its type handling and its error translation are unchanged.
@@ -19,6 +22,7 @@ dialect, its type handling and its error translation are unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -94,6 +98,7 @@ class InlineConnection:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._connection: sqlite3.Connection | None = conn
+        self.busy_seconds = 30.0
         self._tx = _RunNow()
 
     def cursor(self) -> _Cursor:
@@ -128,7 +133,45 @@ class InlineConnection:
         self._conn.isolation_level = value
 
 
+class Busy(RuntimeError):
+    """Another process held the write lock for the whole wait."""
+
+
+#: first and longest pause between attempts at the write lock (seconds)
+FIRST_PAUSE, LONGEST_PAUSE = 0.0005, 0.005
+
+
+async def begin_immediate(conn: InlineConnection, wait_seconds: float) -> None:
+    """``BEGIN IMMEDIATE`` (take the write lock now), waiting for another process's write
+    transaction with ``asyncio.sleep`` so that this process goes on serving meanwhile."""
+    raw = conn._conn
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        pause, deadline = FIRST_PAUSE, None
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _locked(exc):
+                    raise
+            loop = asyncio.get_running_loop()
+            deadline = deadline if deadline is not None else loop.time() + wait_seconds
+            if loop.time() >= deadline:
+                raise Busy("the write lock stayed taken")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, LONGEST_PAUSE)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={int(conn.busy_seconds * 1000)}")
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 async def connect(path: str, busy_seconds: float = 30.0) -> InlineConnection:
     """Open ``path``; ``busy_seconds`` is SQLite's busy timeout (other processes' locks)."""
     conn = sqlite3.connect(path, timeout=busy_seconds, check_same_thread=False)
-    return InlineConnection(conn)
+    made = InlineConnection(conn)
+    made.busy_seconds = busy_seconds
+    return made
