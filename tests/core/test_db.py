@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 
 import pytest
@@ -102,7 +103,7 @@ async def test_another_process_writing_is_waited_for_without_stopping_the_loop(
         started = time.monotonic()
         await asyncio.gather(ticker(), write(), release())
         assert time.monotonic() - started >= 0.2
-        gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(ticks)]
         assert max(gaps) < 0.1  # the loop never stood still while the write waited
 
         monkeypatch.setattr(db_module, "LOCK_TIMEOUT", 0.15)
