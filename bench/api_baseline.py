@@ -232,8 +232,8 @@ def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, byte
 
 
 def database_cpu_seconds() -> float:
-    """CPU used so far by this machine's PostgreSQL processes (those alive now: a backend's
-    time goes when it exits, so measure across runs whose connections stay open)."""
+    """CPU used so far by this machine's PostgreSQL processes: those alive, and (through
+    the postmaster's count of its reaped children) the backends that have exited."""
     total, ticks = 0.0, os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -245,7 +245,7 @@ def database_cpu_seconds() -> float:
         if not stat[stat.index("(") + 1 :].startswith("postgres"):
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        total += (int(fields[11]) + int(fields[12])) / ticks
+        total += sum(int(v) for v in fields[11:15]) / ticks  # utime stime cutime cstime
     return total
 
 
