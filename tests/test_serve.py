@@ -70,3 +70,22 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except FileNotFoundError:
         return True
+
+
+def test_children_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
+    upgrade(Settings(var_dir=tmp_path, _env_file=None))
+    with live_process(tmp_path, args=("--processes", "2")) as (base, proc):
+        assert wait_for(lambda: len(children(proc.pid)) == 2)
+        kids = children(proc.pid)
+        assert healthy(base, 4) == 4
+        proc.kill()
+        proc.wait(timeout=10)
+        assert wait_for(lambda: all(_gone(pid) for pid in kids), 20)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return _zombie(pid)

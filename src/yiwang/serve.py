@@ -192,10 +192,12 @@ def _supervise(settings: Settings, sets: list[list[socket.socket]], worker: bool
     stopping = False
 
     def spawn(slot: int) -> None:
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: default signals (uvicorn sets its own), its own sockets
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _die_with(parent)
             for other, group in enumerate(sets):
                 if other != slot:
                     for sock in group:
@@ -254,6 +256,20 @@ def _supervise(settings: Settings, sets: list[list[socket.socket]], worker: bool
         for pid in list(children):
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
+
+
+def _die_with(parent: int) -> None:
+    """Ask Linux to stop this child with SIGTERM when its parent dies (even by SIGKILL), so
+    that no orphaned server keeps the port."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the parent's SIGTERM still reaches us
+        return
+    if os.getppid() != parent:  # it died before we asked
+        os._exit(0)
 
 
 def _describe(status: int) -> str:
