@@ -89,3 +89,23 @@ def _gone(pid: int) -> bool:
     except ProcessLookupError:
         return True
     return _zombie(pid)
+
+
+def test_a_port_in_use_is_an_error_for_several_processes_too() -> None:
+    import errno
+
+    import pytest
+
+    from yiwang.serve import bind_sets
+
+    sets = bind_sets(["127.0.0.1"], 0, 2)
+    try:
+        port = sets[0][0].getsockname()[1]
+        assert {group[0].getsockname()[1] for group in sets} == {port}
+        with pytest.raises(OSError) as taken:
+            bind_sets(["127.0.0.1"], port, 2)  # a second instance on the same port
+        assert taken.value.errno == errno.EADDRINUSE
+    finally:
+        for group in sets:
+            for sock in group:
+                sock.close()

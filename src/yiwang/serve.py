@@ -113,9 +113,18 @@ def _listen(
     sock.set_inheritable(True)
 
 
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
 def bind_sets(hosts: Sequence[str], port: int, count: int) -> list[list[socket.socket]]:
     """``count`` sets of listening sockets on the same addresses (``SO_REUSEPORT``), one per
-    process; port 0 picks one free port for all of them."""
+    process; port 0 picks one free port for all of them. A port another server holds is
+    an error, as for one process (``SO_REUSEPORT`` alone would share it silently with
+    another instance run by the same user)."""
+    probe = bind(hosts, port)  # plain sockets: EADDRINUSE if anyone listens there
+    port = probe[0].getsockname()[1]
+    for sock in probe:
+        sock.close()
     first = bind(hosts, port, reuse_port=True)
     sets = [first]
     try:
@@ -192,11 +201,24 @@ def _supervise(settings: Settings, sets: list[list[socket.socket]], worker: bool
     stopping = False
 
     def spawn(slot: int) -> None:
+        if stopping:
+            return
         parent = os.getpid()
-        pid = os.fork()
+        # no stop signal between the fork and the child's registration (the parent would
+        # not know the child) or before the child drops the parent's handler
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid != 0:
+                children[pid] = (slot, time.monotonic())
+                return
+        finally:
+            if os.getpid() == parent:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         if pid == 0:  # the child: default signals (uvicorn sets its own), its own sockets
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
             _die_with(parent)
             for other, group in enumerate(sets):
                 if other != slot:
@@ -211,7 +233,6 @@ def _supervise(settings: Settings, sets: list[list[socket.socket]], worker: bool
             finally:
                 logging.shutdown()
                 os._exit(code)
-        children[pid] = (slot, time.monotonic())
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -219,6 +240,12 @@ def _supervise(settings: Settings, sets: list[list[socket.socket]], worker: bool
         for pid in list(children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+        # new connections are refused at once (a balancer tries another server) instead of
+        # waiting in queues that nobody will read
+        for group in sets:
+            for sock in group:
+                with contextlib.suppress(OSError):
+                    sock.close()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

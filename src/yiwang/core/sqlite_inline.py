@@ -166,7 +166,8 @@ async def begin_immediate(conn: InlineConnection, wait_seconds: float) -> None:
 
 
 def _locked(exc: sqlite3.OperationalError) -> bool:
-    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    code = getattr(exc, "sqlite_errorcode", None)  # extended (SQLITE_BUSY_RECOVERY...)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 async def connect(path: str, busy_seconds: float = 30.0) -> InlineConnection:
