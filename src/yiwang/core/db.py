@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -133,7 +134,12 @@ class _SqliteWriteQueue:
         try:
             driver = conn.connection.driver_connection
             if in_greenlet() and isinstance(driver, sqlite_inline.InlineConnection):
-                await_(sqlite_inline.begin_immediate(driver, LOCK_TIMEOUT))
+                try:
+                    await_(sqlite_inline.begin_immediate(driver, LOCK_TIMEOUT))
+                except sqlite3.Error:
+                    # not a lock: once more through SQLAlchemy, whose error (if it fails
+                    # again) the handlers and the pool know
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
             else:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
         except sqlite_inline.Busy as exc:
