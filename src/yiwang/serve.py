@@ -162,9 +162,7 @@ def run(
         try:
             _serve(settings, sockets, start_worker)
         finally:
-            for sock in sockets:
-                with contextlib.suppress(OSError):
-                    sock.close()
+            _close(sockets)
         return
     sets = bind_sets(hosts, port, processes)
     try:
@@ -174,9 +172,13 @@ def run(
         _supervise(settings, sets, worker)
     finally:
         for group in sets:
-            for sock in group:
-                with contextlib.suppress(OSError):
-                    sock.close()
+            _close(group)
+
+
+def _close(sockets: Sequence[socket.socket]) -> None:
+    for sock in sockets:
+        with contextlib.suppress(OSError):
+            sock.close()
 
 
 def _serve(settings: Settings, sockets: list[socket.socket], start_worker: bool | None) -> None:
@@ -222,8 +224,7 @@ def _supervise(settings: Settings, sets: list[list[socket.socket]], worker: bool
             _die_with(parent)
             for other, group in enumerate(sets):
                 if other != slot:
-                    for sock in group:
-                        sock.close()
+                    _close(group)
             code = 0
             try:
                 _serve(settings, sets[slot], worker and slot == 0)
@@ -243,9 +244,7 @@ def _supervise(settings: Settings, sets: list[list[socket.socket]], worker: bool
         # new connections are refused at once (a balancer tries another server) instead of
         # waiting in queues that nobody will read
         for group in sets:
-            for sock in group:
-                with contextlib.suppress(OSError):
-                    sock.close()
+            _close(group)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -101,13 +101,15 @@ class AreaLocator:
 
     def in_district(self, lons: npt.ArrayLike, lats: npt.ArrayLike) -> npt.NDArray[np.bool_]:
         """Inside the district outline (or, before one is stored, inside any town)."""
-        kind = OrgKind.DISTRICT if len(self.indexes[OrgKind.DISTRICT]) else OrgKind.TOWN
-        return self.indexes[kind].locate_positions(lons, lats) >= 0
+        return self._outline().locate_positions(lons, lats) >= 0
 
     def contains(self, lon: float, lat: float) -> bool:
         """``in_district`` for one point."""
+        return self._outline().locate_position(lon, lat) >= 0
+
+    def _outline(self) -> PolygonIndex[int]:
         kind = OrgKind.DISTRICT if len(self.indexes[OrgKind.DISTRICT]) else OrgKind.TOWN
-        return self.indexes[kind].locate_position(lon, lat) >= 0
+        return self.indexes[kind]
 
 
 class _Cache:
