@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 
 from tests.conftest import base_settings
 from yiwang.core.audit import service as audit
 from yiwang.core.auth.principal import Principal
-from yiwang.core.db import Database
+from yiwang.core.db import Database, fast_rows
 from yiwang.core.migrate import upgrade
 
 
@@ -151,3 +153,91 @@ async def test_a_pooled_connection_the_server_closed_is_replaced(
     async with db.session(readonly=True) as s:
         second = (await s.execute(text("SELECT pg_backend_pid()"))).scalar_one()
     assert second != first
+
+
+def _records_since() -> object:
+    from sqlalchemy import bindparam, select
+
+    from yiwang.core.audit.models import AuditRecord
+
+    return (
+        select(AuditRecord.seq, AuditRecord.at, AuditRecord.details, AuditRecord.action)
+        .where(AuditRecord.at >= bindparam("since"), AuditRecord.action == bindparam("action"))
+        .order_by(AuditRecord.seq)
+    )
+
+
+async def _fast_read_matches_the_session(db: Database) -> None:
+    from datetime import timedelta
+
+    import asyncpg
+    from sqlalchemy import select
+    from sqlalchemy.exc import DBAPIError
+
+    from yiwang.core.audit.models import AuditRecord
+    from yiwang.core.timeutil import utcnow
+
+    start = utcnow() - timedelta(seconds=5)
+    async with db.session() as session:
+        await audit.record(
+            session, Principal.system("t"), "fast.read", "t", 1, details={"a": [1, "二"]}
+        )
+        await audit.record(session, Principal.system("t"), "fast.read", "t", 2, details={"b": None})
+    query: Any = _records_since()
+    params = {"since": start, "action": "fast.read"}
+    async with db.session(readonly=True) as session:
+        fast = await fast_rows(session, query, params)
+        slow = (await session.execute(query, params)).all()
+        assert [tuple(r) for r in fast] == [tuple(r) for r in slow]
+        assert [r.details for r in fast] == [{"a": [1, "二"]}, {"b": None}]
+        assert fast[0].at.tzinfo is not None  # the same result processing: aware UTC
+        later = {**params, "since": utcnow() + timedelta(1)}
+        assert await fast_rows(session, query, later) == []
+    async with db.session() as session:
+        await audit.record(session, Principal.system("t"), "fast.read", "t", 3)
+    async with db.session(readonly=True) as session:
+        assert len(await fast_rows(session, query, params)) == 3
+        with pytest.raises(KeyError):  # a missing parameter is an error, not a NULL
+            await fast_rows(session, query, {"since": start})
+        with pytest.raises(ValueError, match="IN lists"):
+            await fast_rows(session, select(AuditRecord.seq).where(AuditRecord.seq.in_([1])), {})
+    # a statement the database refuses surfaces as the driver's error
+    with pytest.raises((DBAPIError, sqlite3.Error, asyncpg.PostgresError)):
+        async with db.session(readonly=True) as session:
+            await fast_rows(session, select(AuditRecord.seq).where(text("no_such_column = 1")), {})
+
+
+async def test_many_requests_read_at_once_without_exhausting_the_pool(db: Database) -> None:
+    """Each fast read uses the session's own connection (or SQLite's reader), never a
+    second one: more concurrent sessions than the pool holds all finish."""
+    from sqlalchemy import select
+
+    from yiwang.core.audit.models import AuditRecord
+
+    query: Any = select(AuditRecord.seq).where(AuditRecord.seq > bindparam("n"))
+    size = db.settings.database_pool_size * 2 + 5
+
+    async def one() -> int:
+        async with db.session(readonly=True) as session:
+            await session.execute(text("SELECT 1"))  # the session holds its connection
+            await asyncio.sleep(0.05)
+            return len(await fast_rows(session, query, {"n": 0}))
+
+    await asyncio.wait_for(asyncio.gather(*(one() for _ in range(min(size, 45)))), timeout=20)
+
+
+async def test_fast_reads_give_what_the_session_gives(db: Database) -> None:
+    """``Database.rows``: the raw driver with SQLAlchemy's compiled SQL and type processing,
+    on either engine."""
+    await _fast_read_matches_the_session(db)
+
+
+async def test_fast_reads_on_the_thread_driver_go_through_a_session(tmp_path: Path) -> None:
+    settings = base_settings(tmp_path).model_copy(update={"sqlite_driver": "thread"})
+    await asyncio.to_thread(upgrade, settings)
+    db = Database(settings)
+    try:
+        await _fast_read_matches_the_session(db)
+        assert db._reader is None  # no raw connection of its own
+    finally:
+        await db.dispose()

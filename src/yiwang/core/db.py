@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections import namedtuple
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, String, Text, event, text
+from sqlalchemy import DateTime, MetaData, Select, String, Text, event, text
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.exc import DisconnectionError
@@ -243,6 +246,70 @@ def keep(session: AsyncSession, *objects: object) -> None:
     session.info.setdefault("yiwang_keep", []).extend(objects)
 
 
+AnySelect = Select[*tuple[Any, ...]]
+
+
+@dataclass
+class _Plan:
+    """A statement compiled once for the raw driver: its SQL, the order of its parameters
+    with their bind processors, and its columns' result processors."""
+
+    statement: AnySelect  # (kept alive: the cache is keyed by its id)
+    sql: str
+    names: tuple[str, ...]
+    #: the values written into the statement (``func.group_concat(x, ",")``'s separator)
+    fixed: dict[str, Any]
+    binds: tuple[Callable[[Any], Any] | None, ...]
+    #: (PostgreSQL's depend on the types the server reports: taken at the first run)
+    results: tuple[Callable[[Any], Any] | None, ...] | None
+    row: Any
+
+
+def _result_processors(
+    columns: Sequence[Any], dialect: Dialect, coltypes: Sequence[Any] | None
+) -> tuple[Callable[[Any], Any] | None, ...]:
+    kinds = coltypes if coltypes is not None else [None] * len(columns)
+    return tuple(
+        c.type._cached_result_processor(dialect, k) for c, k in zip(columns, kinds, strict=True)
+    )
+
+
+def _plan(statement: AnySelect, dialect: Dialect) -> _Plan:
+    compiled = statement.compile(dialect=dialect)
+    if "POSTCOMPILE" in compiled.string:
+        raise ValueError("fast reads take no expanding parameters (IN lists)")
+    names = tuple(compiled.positiontup or ())
+    processors = compiled._bind_processors
+    if any(not callable(p) for p in processors.values()):
+        raise ValueError("fast reads take plain parameters (no tuples)")
+    columns = list(statement.selected_columns)
+    return _Plan(
+        statement,
+        compiled.string,
+        names,
+        {n: b.value for n, b in compiled.binds.items() if not b.required and n in names},
+        tuple(processors.get(n) for n in names),  # type: ignore[misc]
+        None if dialect.name == "postgresql" else _result_processors(columns, dialect, None),
+        namedtuple("Row", [c.key for c in columns], rename=True),  # type: ignore[misc]
+    )
+
+
+def database_of(session: AsyncSession) -> Database | None:
+    """The ``Database`` whose ``session`` made this session."""
+    return session.info.get("yiwang_db")
+
+
+async def fast_rows(
+    session: AsyncSession, statement: AnySelect, params: dict[str, Any]
+) -> list[Any]:
+    """``Database.rows`` for a session's reads on a hot path (through the session itself
+    when it was not made by ``Database.session``)."""
+    db = database_of(session)
+    if db is None:
+        return list((await session.execute(statement, params)).all())
+    return await db.rows(session, statement, params)
+
+
 class Database:
     """The engine and session factories of one process."""
 
@@ -253,6 +320,73 @@ class Database:
         self._read = async_sessionmaker(
             self.engine.execution_options(yiwang_readonly=True), expire_on_commit=False
         )
+        self._plans: dict[int, _Plan] = {}
+        self._reader: tuple[int, sqlite3.Connection] | None = None
+
+    async def rows(
+        self, session: AsyncSession, statement: AnySelect, params: dict[str, Any]
+    ) -> list[Any]:
+        """Rows of a read-only statement built once by its caller, run on the raw driver:
+        for the few reads every request of a hot path makes, where SQLAlchemy's execution
+        machinery would cost several times the query. The statement is compiled by
+        SQLAlchemy once, and values pass through the same type processors as SQLAlchemy's
+        own execution; rows are named tuples.
+
+        On SQLite (inline driver, a file) the read runs on this process's own read
+        connection, outside the session's transaction (WAL: it sees what is committed and
+        never waits); elsewhere on the session's connection (never a second one from the
+        pool, which concurrent requests could exhaust waiting for each other)."""
+        plan = self._plans.get(id(statement))
+        if plan is None:
+            plan = self._plans[id(statement)] = _plan(statement, self.engine.dialect)
+        fixed = plan.fixed
+        args = [
+            value if bind is None else bind(value)
+            for value, bind in zip(
+                (params[n] if n in params or n not in fixed else fixed[n] for n in plan.names),
+                plan.binds,
+                strict=True,
+            )
+        ]
+        reader = self._sqlite_reader()
+        if reader is not None:
+            raw: list[Any] = reader.execute(plan.sql, args).fetchall()
+        else:
+            conn = await session.connection()
+            if self.dialect == "postgresql":
+                driver: Any = (await conn.get_raw_connection()).driver_connection
+                if plan.results is None:  # the column types, as SQLAlchemy's cursor sees them
+                    attributes = (await driver.prepare(plan.sql)).get_attributes()
+                    plan.results = _result_processors(
+                        list(plan.statement.selected_columns),
+                        self.engine.dialect,
+                        [a.type.oid for a in attributes],
+                    )
+                raw = await driver.fetch(plan.sql, *args)
+            else:  # the thread-based SQLite driver, an in-memory database
+                raw = list((await conn.exec_driver_sql(plan.sql, tuple(args))).fetchall())
+        results = plan.results
+        assert results is not None
+        return [
+            plan.row._make([v if p is None else p(v) for v, p in zip(r, results, strict=True)])
+            for r in raw
+        ]
+
+    def _sqlite_reader(self) -> sqlite3.Connection | None:
+        """This process's read connection for ``rows`` (SQLite, inline driver, a file):
+        reads in WAL mode never wait for writers, so running them inline is safe."""
+        if self._reader is not None and self._reader[0] == os.getpid():
+            return self._reader[1]
+        if self.dialect != "sqlite" or self.settings.sqlite_driver != "inline":
+            return None
+        path = make_url(self.settings.effective_database_url).database
+        if not path or path == ":memory:" or path.startswith("file:"):
+            return None
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA query_only=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        self._reader = (os.getpid(), conn)
+        return conn
 
     @property
     def dialect(self) -> str:
@@ -265,10 +399,15 @@ class Database:
         Read-only sessions must not write; on SQLite they never wait for writers."""
         factory = self._read if readonly else self._write
         async with factory() as session, session.begin():
+            session.info["yiwang_db"] = self
             yield session
 
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
         return self._write
 
     async def dispose(self) -> None:
+        if self._reader is not None:
+            if self._reader[0] == os.getpid():
+                self._reader[1].close()
+            self._reader = None
         await self.engine.dispose()

@@ -37,7 +37,7 @@ from yiwang.basedata.address_match import get_index, nearest_address
 from yiwang.basedata.locator import get_locator
 from yiwang.core.audit import service as audit
 from yiwang.core.auth.principal import Principal
-from yiwang.core.db import allocate_ids, canonical_json
+from yiwang.core.db import allocate_ids, canonical_json, fast_rows
 from yiwang.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from yiwang.core.events import service as events
 from yiwang.core.security.crypto import sm3_hex
@@ -259,7 +259,14 @@ def shingles(text: str) -> set[str]:
     return {text[i : i + 2] for i in range(len(text) - 1)}
 
 
-def similarity(a: set[str], b: set[str]) -> float:
+@functools.lru_cache(maxsize=20_000)
+def _case_shingles(title: str, description: str) -> frozenset[str]:
+    """A stored case's pairs: the same open cases come back as candidates for report after
+    report nearby, and their texts do not change."""
+    return frozenset(shingles(f"{title} {description}"))
+
+
+def similarity(a: set[str] | frozenset[str], b: set[str] | frozenset[str]) -> float:
     """Shared pairs over all pairs (Jaccard)."""
     return len(a & b) / len(a | b) if a and b else 0.0
 
@@ -347,8 +354,7 @@ async def duplicates(
     }  # fmt: skip
     for i, (lo, hi) in enumerate(ranges):
         params[f"lo{i}"], params[f"hi{i}"] = lo, hi
-    conn = await session.connection()  # Core: the ORM adds nothing to plain columns
-    rows = (await conn.execute(_duplicates_query(len(ranges)), params)).all()
+    rows = await fast_rows(session, _duplicates_query(len(ranges)), params)  # every report
     mine = shingles(text)
     found = []
     for row in rows:
@@ -357,7 +363,7 @@ async def duplicates(
         distance = distance_m(lon, lat, row.lon, row.lat)
         if distance > DUPLICATE_RADIUS_M:
             continue
-        sim = similarity(mine, shingles(f"{row.title} {row.description}"))
+        sim = similarity(mine, _case_shingles(row.title, row.description))
         age = abs(at - row.reported_at)
         if likely_duplicate(distance, age, sim):
             found.append(

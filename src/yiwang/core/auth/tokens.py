@@ -16,6 +16,7 @@ from yiwang.core.auth.login import token_digest
 from yiwang.core.auth.models import ApiToken, Role, RolePermission, User, UserRole
 from yiwang.core.auth.principal import Principal
 from yiwang.core.auth.service import UserRoles
+from yiwang.core.db import fast_rows
 from yiwang.core.errors import NotFound, PermissionDenied, ValidationFailed
 from yiwang.core.orgs.models import OrgNode
 from yiwang.core.orgs.scope import DataScope
@@ -119,9 +120,8 @@ async def resolve(
     (read-only sessions) leaves that to the caller (``needs_touch``, ``touch``)."""
     if not secret.startswith(PREFIX):
         return None
-    conn = await session.connection()
-    query = _resolve_query(conn.dialect.name)
-    rows = (await conn.execute(query, {"digest": token_digest(secret)})).all()
+    query = _resolve_query(session.get_bind().dialect.name)
+    rows = await fast_rows(session, query, {"digest": token_digest(secret)})  # every API call
     if not rows:
         return None
     first = rows[0]
