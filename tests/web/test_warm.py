@@ -50,3 +50,25 @@ async def test_warmers_run_then_the_heap_is_frozen(
 def test_the_modules_register_their_caches() -> None:
     names = {w.__module__ for w in get_registry().warmers}
     assert {"yiwang.basedata.plugin", "yiwang.linkage.plugin"} <= names
+
+
+async def test_a_warmer_still_running_at_shutdown_ends_before_the_database_closes(
+    settings: Settings, collector: None
+) -> None:
+    import asyncio
+
+    started = asyncio.Event()
+    ended: list[str] = []
+
+    async def slow(session: AsyncSession) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            ended.append("cancelled")
+
+    registry = Registry(warmers=[slow])
+    app = app_module.create_app(settings, registry=registry, start_worker=False, warm=True)
+    async with app.router.lifespan_context(app):
+        await asyncio.wait_for(started.wait(), timeout=10)
+    assert ended == ["cancelled"]  # awaited, not left to run on a disposed database

@@ -108,7 +108,9 @@ def create_app(
             yield
         finally:
             if warming is not None and not warming.done():
-                warming.cancel()
+                warming.cancel()  # and let it end before its database is disposed
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await warming
             if worker is not None and worker_task is not None:
                 worker.stop()
                 with contextlib.suppress(Exception):
