@@ -66,8 +66,9 @@ async def field_checkin(
     note: Annotated[str, Form(max_length=500)] = "",
     ctx: Ctx = Depends(requires("basedata.edit", page=True), scope="function"),
 ) -> Response:
-    try:
-        item = await patrols.check_in(ctx.session, ctx.principal, task_id, lon, lat, note)
+    try:  # (a savepoint: a refusal leaves nothing behind, and the page is shown again)
+        async with ctx.session.begin_nested():
+            item = await patrols.check_in(ctx.session, ctx.principal, task_id, lon, lat, note)
     except DomainError as exc:
         return await _field(ctx, status=exc.status, error=exc)
     return _back("inside" if item.inside_grid else "outside")
@@ -78,7 +79,8 @@ async def field_complete(
     task_id: int, ctx: Ctx = Depends(requires("basedata.edit", page=True), scope="function")
 ) -> Response:
     try:
-        await patrols.complete(ctx.session, ctx.principal, task_id)
+        async with ctx.session.begin_nested():
+            await patrols.complete(ctx.session, ctx.principal, task_id)
     except DomainError as exc:
         return await _field(ctx, status=exc.status, error=exc)
     return _back("completed")
@@ -93,16 +95,17 @@ async def field_report(
     ctx: Ctx = Depends(requires("basedata.edit", page=True), scope="function"),
 ) -> Response:
     try:
-        await updates.propose(
-            ctx.session,
-            ctx.settings,
-            ctx.principal,
-            "facility",
-            facility_id,
-            version,
-            {"status": status},
-            reason=reason,
-        )
+        async with ctx.session.begin_nested():
+            await updates.propose(
+                ctx.session,
+                ctx.settings,
+                ctx.principal,
+                "facility",
+                facility_id,
+                version,
+                {"status": status},
+                reason=reason,
+            )
     except DomainError as exc:
         return await _field(ctx, status=exc.status, error=exc)
     return _back("reported")
@@ -115,9 +118,10 @@ async def field_decide(
     ctx: Ctx = Depends(requires("basedata.approve", page=True), scope="function"),
 ) -> Response:
     try:
-        done = await updates.decide(
-            ctx.session, ctx.settings, ctx.principal, proposal_id, approve=approve == "yes"
-        )
+        async with ctx.session.begin_nested():
+            done = await updates.decide(
+                ctx.session, ctx.settings, ctx.principal, proposal_id, approve=approve == "yes"
+            )
     except DomainError as exc:
         return await _field(ctx, status=exc.status, error=exc)
     return _back(done.status)
