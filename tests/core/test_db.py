@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +242,82 @@ async def test_fast_reads_on_the_thread_driver_go_through_a_session(tmp_path: Pa
         assert db._reader is None  # no raw connection of its own
     finally:
         await db.dispose()
+
+
+async def test_fast_reads_refuse_statements_they_cannot_run_as_sqlalchemy_would(
+    db: Database,
+) -> None:
+    from sqlalchemy import select
+
+    from yiwang.core.audit.models import AuditRecord
+    from yiwang.core.auth.models import User
+
+    async with db.session(readonly=True) as session:
+        with pytest.raises(ValueError, match="labels"):  # two columns named "id"
+            await fast_rows(session, select(AuditRecord.seq.label("id"), User.id), {})
+        with pytest.raises(ValueError, match="IN lists"):
+            await fast_rows(
+                session,
+                select(AuditRecord.seq).where(AuditRecord.seq.in_(bindparam("s", expanding=True))),
+                {"s": [1]},
+            )
+
+
+async def test_a_broken_sqlite_reader_is_replaced_and_the_read_still_answers(
+    db: Database,
+) -> None:
+    if db.dialect != "sqlite":
+        pytest.skip("SQLite's own read connection")
+    query: Any = _records_since()
+    params = {"since": datetime(2000, 1, 1, tzinfo=UTC), "action": "login.success"}
+    async with db.session(readonly=True) as session:
+        expected = (await session.execute(query, params)).all()
+        assert [tuple(r) for r in await fast_rows(session, query, params)] == [
+            tuple(r) for r in expected
+        ]
+        broken = db._reader
+        assert broken is not None
+        broken[1].close()  # (as if the file had gone away under it)
+        again = await fast_rows(session, query, params)  # through the session this once
+        assert [tuple(r) for r in again] == [tuple(r) for r in expected]
+        assert db._reader is None
+        await fast_rows(session, query, params)
+        assert db._reader is not None and db._reader is not broken
+
+
+@pytest.mark.postgres
+async def test_a_dead_connection_met_by_a_fast_read_is_replaced(db: Database) -> None:
+    """The raw read's failure goes through SQLAlchemy, which notices the connection is
+    gone and replaces it: one request may fail, the next one works (without waiting for
+    the idle ping)."""
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError
+
+    query: Any = _records_since()
+    params = {"since": datetime(2000, 1, 1, tzinfo=UTC), "action": "x"}
+    async with db.session(readonly=True) as s:
+        pid = (await s.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    url = db.settings.effective_database_url.replace("postgresql+asyncpg", "postgresql")
+    admin = await asyncpg.connect(url)
+    try:
+        await admin.execute("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+    outcomes = []
+    for _ in range(3):
+        try:
+            async with db.session(readonly=True) as session:
+                outcomes.append(len(await fast_rows(session, query, params)))
+        except DBAPIError as exc:
+            assert exc.connection_invalidated
+            outcomes.append(-1)
+    assert outcomes[-2:] == [0, 0]
+
+
+async def test_what_a_read_only_session_would_write_is_not_kept(db: Database) -> None:
+    """Read-only sessions are rolled back at the end: there is nothing to commit."""
+    async with db.session(readonly=True) as session:
+        await session.execute(text("CREATE TABLE ro_probe (x integer)"))
+        await session.execute(text("INSERT INTO ro_probe VALUES (1)"))
+    async with db.session() as session:
+        await session.execute(text("CREATE TABLE ro_probe (x integer)"))  # not there: made

@@ -9,6 +9,7 @@ snapshot; read-only sessions (``Database.session(readonly=True)``) start a plain
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, Select, String, Text, event, text
@@ -276,13 +278,18 @@ def _result_processors(
 
 def _plan(statement: AnySelect, dialect: Dialect) -> _Plan:
     compiled = statement.compile(dialect=dialect)
-    if "POSTCOMPILE" in compiled.string:
+    if compiled.post_compile_params or compiled.literal_execute_params:
         raise ValueError("fast reads take no expanding parameters (IN lists)")
     names = tuple(compiled.positiontup or ())
     processors = compiled._bind_processors
     if any(not callable(p) for p in processors.values()):
         raise ValueError("fast reads take plain parameters (no tuples)")
+    if any(b.callable is not None for b in compiled.binds.values()):
+        raise ValueError("fast reads take no parameters computed by a callable")
     columns = list(statement.selected_columns)
+    keys = [c.key or "" for c in columns]
+    if len(set(keys)) != len(keys) or not all(k.isidentifier() and k[0] != "_" for k in keys):
+        raise ValueError(f"fast reads need distinct, plain column labels, not {keys}")
     return _Plan(
         statement,
         compiled.string,
@@ -290,8 +297,16 @@ def _plan(statement: AnySelect, dialect: Dialect) -> _Plan:
         {n: b.value for n, b in compiled.binds.items() if not b.required and n in names},
         tuple(processors.get(n) for n in names),  # type: ignore[misc]
         None if dialect.name == "postgresql" else _result_processors(columns, dialect, None),
-        namedtuple("Row", [c.key for c in columns], rename=True),  # type: ignore[misc]
+        namedtuple("Row", keys),
     )
+
+
+#: a process compiles at most this many statements for fast reads (they are built once by
+#: their callers; more means a caller builds them per call, which would only fill memory)
+MAX_PLANS = 256
+
+#: the fast-read connections this process opened (see ``Database._sqlite_reader``)
+_readers: list[sqlite3.Connection] = []
 
 
 def database_of(session: AsyncSession) -> Database | None:
@@ -322,6 +337,7 @@ class Database:
         )
         self._plans: dict[int, _Plan] = {}
         self._reader: tuple[int, sqlite3.Connection] | None = None
+        self._no_reader = False
 
     async def rows(
         self, session: AsyncSession, statement: AnySelect, params: dict[str, Any]
@@ -334,10 +350,16 @@ class Database:
 
         On SQLite (inline driver, a file) the read runs on this process's own read
         connection, outside the session's transaction (WAL: it sees what is committed and
-        never waits); elsewhere on the session's connection (never a second one from the
-        pool, which concurrent requests could exhaust waiting for each other)."""
+        never waits); on PostgreSQL (asyncpg) on the session's connection, never on a
+        second one from the pool, which concurrent requests could exhaust waiting for each
+        other. So a fast read may or may not see the session's own uncommitted writes:
+        use it for reads that do not depend on them. If the raw call fails, the statement
+        runs once more through SQLAlchemy on the session's connection, whose error handling
+        translates the error and replaces a connection that is gone."""
         plan = self._plans.get(id(statement))
         if plan is None:
+            if len(self._plans) >= MAX_PLANS:
+                self._plans.clear()
             plan = self._plans[id(statement)] = _plan(statement, self.engine.dialect)
         fixed = plan.fixed
         args = [
@@ -348,23 +370,29 @@ class Database:
                 strict=True,
             )
         ]
+        raw: Sequence[Any] | None = None
         reader = self._sqlite_reader()
         if reader is not None:
-            raw: list[Any] = reader.execute(plan.sql, args).fetchall()
-        else:
+            try:
+                raw = reader.execute(plan.sql, args).fetchall()
+            except sqlite3.Error:  # busy, or the file changed under it: start afresh
+                self._drop_reader()
+        conn = None
+        if raw is None:
             conn = await session.connection()
-            if self.dialect == "postgresql":
-                driver: Any = (await conn.get_raw_connection()).driver_connection
-                if plan.results is None:  # the column types, as SQLAlchemy's cursor sees them
-                    attributes = (await driver.prepare(plan.sql)).get_attributes()
-                    plan.results = _result_processors(
-                        list(plan.statement.selected_columns),
-                        self.engine.dialect,
-                        [a.type.oid for a in attributes],
-                    )
-                raw = await driver.fetch(plan.sql, *args)
-            else:  # the thread-based SQLite driver, an in-memory database
-                raw = list((await conn.exec_driver_sql(plan.sql, tuple(args))).fetchall())
+            if self.dialect == "postgresql" and self.engine.dialect.driver == "asyncpg":
+                raw = await self._asyncpg_rows(conn, plan, args)
+        if raw is None:
+            assert conn is not None
+            result = await conn.exec_driver_sql(plan.sql, tuple(args))
+            if plan.results is None:
+                assert result.cursor is not None and result.cursor.description is not None
+                plan.results = _result_processors(
+                    list(plan.statement.selected_columns),
+                    self.engine.dialect,
+                    [d[1] for d in result.cursor.description],
+                )
+            raw = result.fetchall()
         results = plan.results
         assert results is not None
         return [
@@ -372,21 +400,62 @@ class Database:
             for r in raw
         ]
 
+    async def _asyncpg_rows(self, conn: Any, plan: _Plan, args: list[Any]) -> list[Any] | None:
+        """The rows straight from asyncpg; None when that failed (the caller goes through
+        SQLAlchemy, which sees the same failure and deals with it)."""
+        try:
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            if plan.results is None:  # the column types, as SQLAlchemy's cursor sees them
+                attributes = (await driver.prepare(plan.sql)).get_attributes()
+                plan.results = _result_processors(
+                    list(plan.statement.selected_columns),
+                    self.engine.dialect,
+                    [a.type.oid for a in attributes],
+                )
+            return list(await driver.fetch(plan.sql, *args))
+        except Exception:
+            return None
+
     def _sqlite_reader(self) -> sqlite3.Connection | None:
         """This process's read connection for ``rows`` (SQLite, inline driver, a file):
         reads in WAL mode never wait for writers, so running them inline is safe."""
-        if self._reader is not None and self._reader[0] == os.getpid():
-            return self._reader[1]
-        if self.dialect != "sqlite" or self.settings.sqlite_driver != "inline":
+        reader = self._reader
+        if reader is not None and reader[0] == os.getpid():
+            return reader[1]
+        if self._no_reader:
             return None
         path = make_url(self.settings.effective_database_url).database
-        if not path or path == ":memory:" or path.startswith("file:"):
+        if (
+            self.dialect != "sqlite"
+            or self.settings.sqlite_driver != "inline"
+            or not path
+            or path == ":memory:"
+            or path.startswith("file:")
+        ):
+            self._no_reader = True
             return None
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA query_only=ON")
-        conn.execute("PRAGMA busy_timeout=5000")
+        try:  # (mode=rw: never create the file)
+            conn = sqlite3.connect(
+                f"{Path(path).resolve().as_uri()}?mode=rw",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("PRAGMA busy_timeout=0")  # busy: through the session instead
+        except sqlite3.Error:
+            return None
         self._reader = (os.getpid(), conn)
+        _readers.append(conn)  # (a forked child never closes its parent's by dropping it)
         return conn
+
+    def _drop_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None and reader[0] == os.getpid():
+            with contextlib.suppress(sqlite3.Error):
+                reader[1].close()
+            with contextlib.suppress(ValueError):
+                _readers.remove(reader[1])
 
     @property
     def dialect(self) -> str:
@@ -396,9 +465,15 @@ class Database:
     async def session(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on error.
 
-        Read-only sessions must not write; on SQLite they never wait for writers."""
-        factory = self._read if readonly else self._write
-        async with factory() as session, session.begin():
+        Read-only sessions must not write (what they would write is rolled back at the
+        end: there is nothing to commit, and a session that never touched the database
+        costs half as much); on SQLite they never wait for writers."""
+        if readonly:
+            async with self._read() as session:  # (its transaction begins on first use)
+                session.info["yiwang_db"] = self
+                yield session
+            return
+        async with self._write() as session, session.begin():
             session.info["yiwang_db"] = self
             yield session
 
@@ -406,8 +481,5 @@ class Database:
         return self._write
 
     async def dispose(self) -> None:
-        if self._reader is not None:
-            if self._reader[0] == os.getpid():
-                self._reader[1].close()
-            self._reader = None
+        self._drop_reader()
         await self.engine.dispose()

@@ -259,14 +259,7 @@ def shingles(text: str) -> set[str]:
     return {text[i : i + 2] for i in range(len(text) - 1)}
 
 
-@functools.lru_cache(maxsize=20_000)
-def _case_shingles(title: str, description: str) -> frozenset[str]:
-    """A stored case's pairs: the same open cases come back as candidates for report after
-    report nearby, and their texts do not change."""
-    return frozenset(shingles(f"{title} {description}"))
-
-
-def similarity(a: set[str] | frozenset[str], b: set[str] | frozenset[str]) -> float:
+def similarity(a: set[str], b: set[str]) -> float:
     """Shared pairs over all pairs (Jaccard)."""
     return len(a & b) / len(a | b) if a and b else 0.0
 
@@ -363,7 +356,7 @@ async def duplicates(
         distance = distance_m(lon, lat, row.lon, row.lat)
         if distance > DUPLICATE_RADIUS_M:
             continue
-        sim = similarity(mine, _case_shingles(row.title, row.description))
+        sim = similarity(mine, shingles(f"{row.title} {row.description}"))
         age = abs(at - row.reported_at)
         if likely_duplicate(distance, age, sim):
             found.append(
