@@ -131,25 +131,32 @@ async def test_another_process_writing_is_waited_for_without_stopping_the_loop(
         await db.dispose()
 
 
+async def _kill_a_pooled_backend(db: Database) -> int:
+    """The server ends the backend of the connection the pool holds (a restart would)."""
+    import asyncpg
+
+    async with db.session(readonly=True) as s:
+        pid = int((await s.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+    url = db.settings.effective_database_url.replace("postgresql+asyncpg", "postgresql")
+    admin = await asyncpg.connect(url)
+    try:
+        await admin.execute("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+    return pid
+
+
 @pytest.mark.postgres
 async def test_a_pooled_connection_the_server_closed_is_replaced(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Connections in steady use are not pinged; one idle long enough is, and if the
     server closed it meanwhile (a restart, an idle timeout) the pool opens another."""
-    import asyncpg
     from sqlalchemy import text
 
     from yiwang.core import db as db_module
 
-    async with db.session(readonly=True) as s:
-        first = (await s.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-    url = db.settings.effective_database_url.replace("postgresql+asyncpg", "postgresql")
-    admin = await asyncpg.connect(url)
-    try:
-        await admin.execute("SELECT pg_terminate_backend($1)", first)
-    finally:
-        await admin.close()
+    first = await _kill_a_pooled_backend(db)
     monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)
     async with db.session(readonly=True) as s:
         second = (await s.execute(text("SELECT pg_backend_pid()"))).scalar_one()
@@ -290,19 +297,11 @@ async def test_a_dead_connection_met_by_a_fast_read_is_replaced(db: Database) ->
     """The raw read's failure goes through SQLAlchemy, which notices the connection is
     gone and replaces it: one request may fail, the next one works (without waiting for
     the idle ping)."""
-    import asyncpg
     from sqlalchemy.exc import DBAPIError
 
     query: Any = _records_since()
     params = {"since": datetime(2000, 1, 1, tzinfo=UTC), "action": "x"}
-    async with db.session(readonly=True) as s:
-        pid = (await s.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-    url = db.settings.effective_database_url.replace("postgresql+asyncpg", "postgresql")
-    admin = await asyncpg.connect(url)
-    try:
-        await admin.execute("SELECT pg_terminate_backend($1)", pid)
-    finally:
-        await admin.close()
+    await _kill_a_pooled_backend(db)
     outcomes = []
     for _ in range(3):
         try:
