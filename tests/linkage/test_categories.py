@@ -176,3 +176,34 @@ async def test_the_matrix_api_and_route_preview(matrix, client) -> None:
         json={"category_code": "NOPE", "lead_code": "320117-SWJ"},
     )
     assert bad.status_code == 422 and bad.json()["field"] == "category_code"
+
+
+async def test_requests_arriving_together_load_intake_s_book_once(
+    matrix: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process starting under load: every request in flight needs the book (categories,
+    matrix, the model) at once; it is loaded once and shared, not once per request."""
+    import asyncio
+
+    from yiwang.linkage import suggest
+
+    loads = 0
+    real = suggest._load
+
+    async def counted(session, stamp):  # type: ignore[no-untyped-def]
+        nonlocal loads
+        loads += 1
+        await asyncio.sleep(0.05)  # (a load takes a while: the others arrive meanwhile)
+        return await real(session, stamp)
+
+    monkeypatch.setattr(suggest, "_load", counted)
+    suggest.forget()
+    db = matrix["m"].db
+
+    async def one() -> suggest.Book:
+        async with db.session(readonly=True) as session:
+            return await suggest.get_book(session)
+
+    books = await asyncio.gather(*(one() for _ in range(12)))
+    assert loads == 1
+    assert all(b is books[0] for b in books)

@@ -8,6 +8,7 @@ measured on the same cases, so the accuracy printed is the one intake will see.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -104,6 +105,9 @@ _STAMP = select(
 class _Cache:
     book: Book | None = None
     checked = 0.0
+    #: one load at a time: a process starting under load would otherwise load the book
+    #: (with the model, megabytes) once for every request in flight
+    lock: asyncio.Lock | None = None
 
 
 async def get_book(session: AsyncSession) -> Book:
@@ -115,9 +119,13 @@ async def get_book(session: AsyncSession) -> Book:
         return book
     stamp = tuple(int(v or 0) for v in (await session.execute(_STAMP)).one())
     if book is None or book.stamp != stamp:
-        book = await _load(session, stamp)
-        _Cache.book = book
-    _Cache.checked = now
+        if _Cache.lock is None:
+            _Cache.lock = asyncio.Lock()
+        async with _Cache.lock:
+            if _Cache.book is None or _Cache.book.stamp != stamp:
+                _Cache.book = await _load(session, stamp)
+            book = _Cache.book
+    _Cache.checked = time.monotonic()
     return book
 
 
@@ -169,6 +177,7 @@ async def get_classifier(session: AsyncSession, book: Book) -> Classifier:
 def forget() -> None:
     _Cache.book = None
     _Cache.checked = 0.0
+    _Cache.lock = None
 
 
 def forget_on_commit(session: AsyncSession) -> None:
