@@ -217,23 +217,23 @@ def _supervise(settings: Settings, sets: list[list[socket.socket]], worker: bool
         finally:
             if os.getpid() == parent:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-        if pid == 0:  # the child: default signals (uvicorn sets its own), its own sockets
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-            _die_with(parent)
-            for other, group in enumerate(sets):
-                if other != slot:
-                    _close(group)
-            code = 0
-            try:
-                _serve(settings, sets[slot], worker and slot == 0)
-            except BaseException:
-                log.exception("server process %d failed", slot)
-                code = 1
-            finally:
-                logging.shutdown()
-                os._exit(code)
+        # the child: default signals (uvicorn sets its own), its own sockets
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        _die_with(parent)
+        for other, group in enumerate(sets):
+            if other != slot:
+                _close(group)
+        code = 0
+        try:
+            _serve(settings, sets[slot], worker and slot == 0)
+        except BaseException:
+            log.exception("server process %d failed", slot)
+            code = 1
+        finally:
+            logging.shutdown()
+            os._exit(code)
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping

@@ -266,6 +266,10 @@ class _Plan:
     results: tuple[Callable[[Any], Any] | None, ...] | None
     row: Any
 
+    def take_result_types(self, dialect: Dialect, coltypes: Sequence[Any] | None) -> None:
+        """The columns' result processors, for the column types the driver reports."""
+        self.results = _result_processors(list(self.statement.selected_columns), dialect, coltypes)
+
 
 def _result_processors(
     columns: Sequence[Any], dialect: Dialect, coltypes: Sequence[Any] | None
@@ -304,9 +308,6 @@ def _plan(statement: AnySelect, dialect: Dialect) -> _Plan:
 #: a process compiles at most this many statements for fast reads (they are built once by
 #: their callers; more means a caller builds them per call, which would only fill memory)
 MAX_PLANS = 256
-
-#: the fast-read connections this process opened (see ``Database._sqlite_reader``)
-_readers: list[sqlite3.Connection] = []
 
 
 def database_of(session: AsyncSession) -> Database | None:
@@ -387,10 +388,8 @@ class Database:
             result = await conn.exec_driver_sql(plan.sql, tuple(args))
             if plan.results is None:
                 assert result.cursor is not None and result.cursor.description is not None
-                plan.results = _result_processors(
-                    list(plan.statement.selected_columns),
-                    self.engine.dialect,
-                    [d[1] for d in result.cursor.description],
+                plan.take_result_types(
+                    self.engine.dialect, [d[1] for d in result.cursor.description]
                 )
             raw = result.fetchall()
         results = plan.results
@@ -407,11 +406,7 @@ class Database:
             driver: Any = (await conn.get_raw_connection()).driver_connection
             if plan.results is None:  # the column types, as SQLAlchemy's cursor sees them
                 attributes = (await driver.prepare(plan.sql)).get_attributes()
-                plan.results = _result_processors(
-                    list(plan.statement.selected_columns),
-                    self.engine.dialect,
-                    [a.type.oid for a in attributes],
-                )
+                plan.take_result_types(self.engine.dialect, [a.type.oid for a in attributes])
             return list(await driver.fetch(plan.sql, *args))
         except Exception:
             return None
@@ -445,8 +440,7 @@ class Database:
             conn.execute("PRAGMA busy_timeout=0")  # busy: through the session instead
         except sqlite3.Error:
             return None
-        self._reader = (os.getpid(), conn)
-        _readers.append(conn)  # (a forked child never closes its parent's by dropping it)
+        self._reader = (os.getpid(), conn)  # (another process, after a fork, opens its own)
         return conn
 
     def _drop_reader(self) -> None:
@@ -454,8 +448,6 @@ class Database:
         if reader is not None and reader[0] == os.getpid():
             with contextlib.suppress(sqlite3.Error):
                 reader[1].close()
-            with contextlib.suppress(ValueError):
-                _readers.remove(reader[1])
 
     @property
     def dialect(self) -> str:
