@@ -125,7 +125,7 @@ async def test_a_town_name_alone_finds_the_town(streets: Mapped) -> None:
 async def test_the_index_follows_new_addresses(streets: Mapped) -> None:
     async with streets.db.session() as session:
         first = await am.get_index(session)
-    am._Cache.checked = 0.0  # as if the recheck interval had passed
+    am._copy.checked = 0.0  # as if the recheck interval had passed
     async with streets.db.session() as session:
         again = await am.get_index(session)
     assert again is first  # nothing changed: no rebuild

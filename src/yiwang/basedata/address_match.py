@@ -27,7 +27,6 @@ import asyncio
 import bisect
 import math
 import re
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -39,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yiwang.basedata import revisions
 from yiwang.basedata.address_text import cn_to_int, normalise, strip_noise
 from yiwang.basedata.models import Address, Area, Road
+from yiwang.core.cache import StampedCopy
 from yiwang.core.orgs.models import OrgKind, OrgNode
 from yiwang.geo.coords import distance_m
 
@@ -575,33 +575,17 @@ async def load_index(session: AsyncSession) -> AddressIndex:
     return await asyncio.to_thread(AddressIndex, stamp, addresses, roads, areas, prefixes)
 
 
-class _Cache:
-    index: AddressIndex | None = None
-    checked = 0.0
-    lock: asyncio.Lock | None = None
+_copy: StampedCopy[AddressIndex] = StampedCopy(
+    _stamp, lambda session, _stamp: load_index(session), RECHECK_SECONDS
+)
 
 
 async def get_index(session: AsyncSession) -> AddressIndex:
-    now = time.monotonic()
-    current = _Cache.index
-    if current is not None and now - _Cache.checked < RECHECK_SECONDS:
-        return current
-    stamp = await _stamp(session)
-    if current is None or current.stamp != stamp:
-        if _Cache.lock is None:
-            _Cache.lock = asyncio.Lock()
-        async with _Cache.lock:
-            if _Cache.index is None or _Cache.index.stamp != stamp:
-                _Cache.index = await load_index(session)
-    _Cache.checked = time.monotonic()
-    assert _Cache.index is not None
-    return _Cache.index
+    return await _copy.get(session)
 
 
 def forget_index() -> None:
-    _Cache.index = None
-    _Cache.checked = 0.0
-    _Cache.lock = None
+    _copy.forget()
 
 
 # --- reverse geocoding -------------------------------------------------------------------

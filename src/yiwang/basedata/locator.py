@@ -10,7 +10,6 @@ others within that time.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yiwang.basedata.areas import area_stamp
 from yiwang.basedata.models import Area
+from yiwang.core.cache import StampedCopy
 from yiwang.core.orgs.models import OrgKind, OrgNode
 from yiwang.geo.index import PolygonIndex
 
@@ -112,16 +112,6 @@ class AreaLocator:
         return self.indexes[kind]
 
 
-class _Cache:
-    def __init__(self) -> None:
-        self.locator: AreaLocator | None = None
-        self.checked = 0.0
-        self.lock = asyncio.Lock()
-
-
-_cache = _Cache()
-
-
 async def load_locator(session: AsyncSession) -> AreaLocator:
     """Build a locator from the database (a district's map: well under a second)."""
     stamp = await area_stamp(session)
@@ -148,24 +138,16 @@ async def load_locator(session: AsyncSession) -> AreaLocator:
     return await asyncio.to_thread(AreaLocator, stamp, areas, labels, points)
 
 
+_copy: StampedCopy[AreaLocator] = StampedCopy(
+    area_stamp, lambda session, _stamp: load_locator(session), RECHECK_SECONDS
+)
+
+
 async def get_locator(session: AsyncSession) -> AreaLocator:
     """This process's locator, rebuilt when the stored map has changed."""
-    now = time.monotonic()
-    current = _cache.locator
-    if current is not None and now - _cache.checked < RECHECK_SECONDS:
-        return current
-    stamp = await area_stamp(session)
-    if current is not None and current.stamp == stamp:
-        _cache.checked = now
-        return current
-    async with _cache.lock:
-        if _cache.locator is None or _cache.locator.stamp != stamp:
-            _cache.locator = await load_locator(session)
-        _cache.checked = time.monotonic()
-        return _cache.locator
+    return await _copy.get(session)
 
 
 def forget_locator() -> None:
     """Drop the cached locator (tests, and after an import in this process)."""
-    _cache.locator = None
-    _cache.checked = 0.0
+    _copy.forget()

@@ -8,14 +8,13 @@ measured on the same cases, so the accuracy printed is the one intake will see.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yiwang.core.cache import StampedCopy
 from yiwang.core.jobs.runner import JobContext
 from yiwang.core.orgs.models import OrgKind, OrgNode
 from yiwang.linkage.categories import Route, Terms, route_of, terms_of
@@ -102,31 +101,14 @@ _STAMP = select(
 )
 
 
-class _Cache:
-    book: Book | None = None
-    checked = 0.0
-    #: one load at a time: a process starting under load would otherwise load the book
-    #: (with the model, megabytes) once for every request in flight
-    lock: asyncio.Lock | None = None
+async def _book_stamp(session: AsyncSession) -> tuple[int, ...]:
+    return tuple(int(v or 0) for v in (await session.execute(_STAMP)).one())
 
 
 async def get_book(session: AsyncSession) -> Book:
     """This process's copy, checked against the tables at most every ``RECHECK_SECONDS``
     (and dropped at once when this process changes them)."""
-    now = time.monotonic()
-    book = _Cache.book
-    if book is not None and now - _Cache.checked < RECHECK_SECONDS:
-        return book
-    stamp = tuple(int(v or 0) for v in (await session.execute(_STAMP)).one())
-    if book is None or book.stamp != stamp:
-        if _Cache.lock is None:
-            _Cache.lock = asyncio.Lock()
-        async with _Cache.lock:
-            if _Cache.book is None or _Cache.book.stamp != stamp:
-                _Cache.book = await _load(session, stamp)
-            book = _Cache.book
-    _Cache.checked = time.monotonic()
-    return book
+    return await _copy.get(session)
 
 
 async def _load(session: AsyncSession, stamp: tuple[int, ...]) -> Book:
@@ -165,9 +147,15 @@ async def _load(session: AsyncSession, stamp: tuple[int, ...]) -> Book:
     )  # fmt: skip
 
 
+#: (``_load`` is looked up at each load, so that tests can count the loads)
+_copy: StampedCopy[Book] = StampedCopy(
+    _book_stamp, lambda session, stamp: _load(session, stamp), RECHECK_SECONDS
+)
+
+
 def current() -> Book | None:
     """The copy at hand, however old (to name categories in answers)."""
-    return _Cache.book
+    return _copy.value
 
 
 async def get_classifier(session: AsyncSession, book: Book) -> Classifier:
@@ -175,9 +163,7 @@ async def get_classifier(session: AsyncSession, book: Book) -> Classifier:
 
 
 def forget() -> None:
-    _Cache.book = None
-    _Cache.checked = 0.0
-    _Cache.lock = None
+    _copy.forget()
 
 
 def forget_on_commit(session: AsyncSession) -> None:
