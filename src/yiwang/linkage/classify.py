@@ -1,21 +1,21 @@
 """Suggesting a case's category from its text.
 
-Words come from jieba; each text becomes hashed word and word-pair features, and a
-multinomial logistic regression (a linear model, trained with AdaGrad on mini-batches in
-numpy) scores the categories. It is trained on the cases staff have already filed, whose
-category a person confirmed or corrected, so every correction becomes training data. Until
-enough cases exist, keyword rules (each category's ``keywords``) are the cold-start fallback.
+Words come from jieba's segmentation (rjieba, its Rust port); each text becomes hashed word
+and word-pair features, and a multinomial logistic regression (a linear model, trained with
+AdaGrad on mini-batches in numpy) scores the categories. It is trained on the cases staff
+have already filed, whose category a person confirmed or corrected, so every correction
+becomes training data. Until enough cases exist, keyword rules (each category's
+``keywords``) are the cold-start fallback.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
-import logging
 import re
 import threading
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,26 +24,27 @@ import numpy.typing as npt
 DIM = 1 << 16
 _SKIP = re.compile(r"^[\s\W\d_]+$")
 _lock = threading.Lock()
-_ready = False
+_cutter: Callable[[str], list[str]] | None = None
 
 
-def _jieba() -> object:
-    global _ready
-    import jieba
-
-    if not _ready:
+def _cut() -> Callable[[str], list[str]]:
+    """jieba's segmentation (rjieba: jieba-rs, the Rust port of jieba with its dictionary
+    and its HMM for unknown words; the same words as jieba's ``lcut`` on Chinese text, about
+    twenty times faster), its dictionary loaded once per process."""
+    global _cutter
+    if _cutter is None:
         with _lock:
-            if not _ready:
-                jieba.setLogLevel(logging.WARNING)
-                jieba.initialize()
-                _ready = True
-    return jieba
+            if _cutter is None:
+                import rjieba
+
+                rjieba.cut("")  # loads the dictionary
+                _cutter = rjieba.cut
+    return _cutter
 
 
 def words(text: str) -> list[str]:
     """The text's words, without punctuation, spaces and bare numbers."""
-    jieba = _jieba()
-    return [w for w in jieba.lcut(text) if not _SKIP.match(w)]  # type: ignore[attr-defined]
+    return [w for w in _cut()(text) if not _SKIP.match(w)]
 
 
 def _hash(feature: str) -> int:
