@@ -207,3 +207,19 @@ async def test_requests_arriving_together_load_intake_s_book_once(
     books = await asyncio.gather(*(one() for _ in range(12)))
     assert loads == 1
     assert all(b is books[0] for b in books)
+
+
+def test_words_are_jieba_s_segmentation_without_punctuation_and_numbers() -> None:
+    from yiwang.linkage.classify import features, words
+
+    # jieba 0.42.1's lcut gives these words (its dictionary, and its HMM for the unknown
+    # "区永阳"); punctuation, spaces and bare numbers are dropped
+    text = "溧水区永阳街道秀山路128号附近的路灯坏了好几天，晚上很黑，请尽快派人维修。"
+    assert words(text) == [
+        "溧水", "区永阳", "街道", "秀", "山路", "号", "附近", "的", "路灯", "坏", "了", "好",
+        "几天", "晚上", "很", "黑", "请", "尽快", "派", "人", "维修",
+    ]  # fmt: skip
+    assert words("") == [] and words(" ，。 123 ") == []
+    # each word and each adjacent pair once: 路灯, 不亮, 路灯|路灯, 路灯|不亮
+    assert words("路灯 路灯 不亮") == ["路灯", "路灯", "不亮"]
+    assert len(features("路灯 路灯 不亮")) == 4
