@@ -25,6 +25,7 @@ from yiwang.core.settings import Settings, get_settings
 from yiwang.core.worker import Worker
 from yiwang.web import problems
 from yiwang.web.middleware import Metrics, RequestMiddleware
+from yiwang.web.routing import index_routes
 from yiwang.web.templating import Templates
 
 log = logging.getLogger("yiwang.web")
@@ -189,4 +190,5 @@ def create_app(
         )
         return page
 
+    index_routes(app)
     return app
