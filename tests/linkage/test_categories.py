@@ -220,6 +220,7 @@ def test_words_are_jieba_s_segmentation_without_punctuation_and_numbers() -> Non
         "几天", "晚上", "很", "黑", "请", "尽快", "派", "人", "维修",
     ]  # fmt: skip
     assert words("") == [] and words(" ，。 123 ") == []
+    assert "路灯" in words("路灯\ud800坏了")  # a lone surrogate is no error
     # each word and each adjacent pair once: 路灯, 不亮, 路灯|路灯, 路灯|不亮
     assert words("路灯 路灯 不亮") == ["路灯", "路灯", "不亮"]
     assert len(features("路灯 路灯 不亮")) == 4
