@@ -12,8 +12,9 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: Secrets read from files, by path (a cache: the files are the truth).
-_SECRETS: dict[Path, str] = {}
+#: Secrets read from files, by (var_dir, name) (a cache: the files are the truth). Keyed by
+#: text: the data key is asked for on every intake, where joining paths showed in profiles.
+_SECRETS: dict[tuple[str, str], str] = {}
 
 
 def _default_var_dir() -> Path:
@@ -115,10 +116,10 @@ class Settings(BaseSettings):
     def _persistent_secret(self, name: str, nbytes: int) -> str:
         """A generated secret kept in ``var_dir``: created once, atomically and private
         (two processes starting together agree on one value), then cached."""
-        path = self.var_dir / name
-        cached = _SECRETS.get(path)
+        cached = _SECRETS.get((str(self.var_dir), name))
         if cached is not None:
             return cached
+        path = self.var_dir / name
         self.ensure_var_dir()
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -132,7 +133,7 @@ class Settings(BaseSettings):
             value = secrets.token_hex(nbytes)
             with os.fdopen(fd, "w") as fh:
                 fh.write(value)
-        _SECRETS[path] = value
+        _SECRETS[(str(self.var_dir), name)] = value
         return value
 
     def secret_key_value(self) -> str:
