@@ -106,6 +106,37 @@ async def test_a_bad_request_in_a_batch_fails_alone(desk: Desk) -> None:
         assert (await audit.verify(s)).ok
 
 
+async def test_a_batch_waits_for_requests_still_being_prepared(desk: Desk) -> None:
+    who = await desk.who("centre")
+    queue = intake_queue.IntakeQueue(desk.db)
+    async with desk.db.session(readonly=True) as s:
+        items = [
+            await intake.prepare(s, who, desk.settings, intake.CaseIn(**report(desk, 200 + i)))
+            for i in range(3)
+        ]
+    assert all(isinstance(p, intake.Prepared) for p in items)
+
+    async def late(p: Any, turns: int) -> intake.Intake:
+        with queue.preparing():  # its reads still waiting (PostgreSQL's network)
+            for _ in range(turns):
+                await asyncio.sleep(0)
+        return await queue.submit(p)
+
+    # the first is ready at once; the others finish preparing some turns of the loop later
+    results = await asyncio.gather(queue.submit(items[0]), late(items[1], 5), late(items[2], 9))
+    assert all(r.created for r in results)
+    assert (queue.batches, queue.written) == (1, 3)  # one batch, not three
+
+    # alone, a request is written at once: two quiet turns of the loop
+    async with desk.db.session(readonly=True) as s:
+        alone = await intake.prepare(s, who, desk.settings, intake.CaseIn(**report(desk, 300)))
+    assert isinstance(alone, intake.Prepared)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert (await queue.submit(alone)).created
+    assert queue.batches == 2 and loop.time() - started < intake_queue.MAX_GATHER
+
+
 @pytest.mark.parametrize("stored_first", [True, False])
 async def test_a_repeat_prepared_before_the_first_was_stored_gets_the_first(
     desk: Desk, stored_first: bool

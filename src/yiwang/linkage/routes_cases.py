@@ -184,15 +184,17 @@ async def create_case(
     if request.headers.get("authorization"):
         # systems with a token (the 12345 gateway...): prepared from reads, then stored
         # with whatever else arrived meanwhile (group commit)
-        async with ctx_scope(request, readonly=True) as ctx:
-            _signed_in(ctx)
-            prepared = await intake.prepare(
-                ctx.session, ctx.principal, ctx.settings, data, check_repeat=False
-            )
+        queue = intake_queue.queue_for(request.app.state.db)
+        with queue.preparing():
+            async with ctx_scope(request, readonly=True) as ctx:
+                _signed_in(ctx)
+                prepared = await intake.prepare(
+                    ctx.session, ctx.principal, ctx.settings, data, check_repeat=False
+                )
         if isinstance(prepared, intake.Intake):
             result = prepared
         else:
-            result = await intake_queue.queue_for(ctx.db).submit(prepared)
+            result = await queue.submit(prepared)
     else:
         async with ctx_scope(request) as ctx:
             _signed_in(ctx)
