@@ -320,3 +320,44 @@ async def test_what_a_read_only_session_would_write_is_not_kept(db: Database) ->
         await session.execute(text("INSERT INTO ro_probe VALUES (1)"))
     async with db.session() as session:
         await session.execute(text("CREATE TABLE ro_probe (x integer)"))  # not there: made
+
+
+@pytest.mark.parametrize("driver", ["inline", "thread"])
+async def test_the_wal_is_checkpointed_by_a_thread_not_by_commits(
+    tmp_path: Path, driver: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from yiwang.core import db as dbmod
+
+    monkeypatch.setattr(dbmod, "CHECKPOINT_EVERY", 0.05)
+    settings = base_settings(tmp_path).model_copy(update={"sqlite_driver": driver})
+    await asyncio.to_thread(upgrade, settings)
+    path = tmp_path / "yiwang.sqlite3"
+
+    def in_file_alone() -> int:
+        """Audit records in the database file itself, without its WAL."""
+        raw = sqlite3.connect(f"{path.as_uri()}?immutable=1", uri=True)
+        try:
+            return int(raw.execute("SELECT count(*) FROM audit_record").fetchone()[0])
+        finally:
+            raw.close()
+
+    db = Database(settings)
+    try:
+        async with db.session() as session:
+            limit = (await session.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one()
+            await audit.record(session, Principal.system("w"), "x", "t", 1)
+        assert limit == dbmod.WAL_AUTOCHECKPOINT  # commits leave the WAL to the thread
+        before = in_file_alone()
+        for i in range(5):
+            async with db.session() as session:
+                await audit.record(session, Principal.system("w"), "x", "t", i)
+        for _ in range(100):  # the thread copies the WAL into the file
+            await asyncio.sleep(0.05)
+            if in_file_alone() >= before + 5:
+                break
+        assert in_file_alone() >= before + 5
+        checkpointer = db._checkpointer
+        assert checkpointer is not None and checkpointer.runs > 0
+    finally:
+        await db.dispose()
+    assert not checkpointer._thread.is_alive()  # stopped with the database

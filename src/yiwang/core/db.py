@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sqlite3
+import threading
 import time
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -100,7 +102,64 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: ConnectionPoolEntr
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
     cursor.close()
+
+
+#: WAL pages after which a commit copies the WAL into the database itself: a safety net,
+#: as each process's checkpointer does it first, off the event loop (SQLite's default,
+#: 1,000 pages, made every tenth intake batch stop the loop twice as long)
+WAL_AUTOCHECKPOINT = 10_000
+#: how often (seconds) the checkpointer copies the WAL into the database
+CHECKPOINT_EVERY = 0.5
+
+log = logging.getLogger("yiwang.db")
+
+
+class _Checkpointer:
+    """Copies an SQLite database's WAL into the database file from a thread of its own
+    (``PRAGMA wal_checkpoint(PASSIVE)`` every ``CHECKPOINT_EVERY``: it never waits for, nor
+    blocks, readers and writers; SQLite releases the GIL meanwhile). A checkpoint in a
+    commit ran on the event loop and stopped every request of the process while it copied
+    and synced. Several processes may each run one: SQLite lets one checkpoint at a time."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.pid = os.getpid()
+        self.runs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="yiwang-sqlite-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while not self._stop.wait(CHECKPOINT_EVERY):
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(
+                            self.uri, uri=True, isolation_level=None, check_same_thread=False
+                        )
+                        conn.execute("PRAGMA busy_timeout=0")
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.runs += 1
+                except sqlite3.Error as exc:  # tried again next time, on a new connection
+                    log.debug("WAL checkpoint failed: %s", exc)
+                    if conn is not None:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.close()
+                    conn = None
+        finally:
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.pid == os.getpid():
+            self._thread.join(timeout=10)
 
 
 class DatabaseBusy(RuntimeError):
@@ -339,6 +398,8 @@ class Database:
         self._plans: dict[int, _Plan] = {}
         self._reader: tuple[int, sqlite3.Connection] | None = None
         self._no_reader = False
+        self._checkpointer: _Checkpointer | None = None
+        self._no_checkpointer = False
 
     async def rows(
         self, session: AsyncSession, statement: AnySelect, params: dict[str, Any]
@@ -411,6 +472,14 @@ class Database:
         except Exception:
             return None
 
+    def _sqlite_file(self) -> str | None:
+        """The SQLite database file's URI (opened ``mode=rw``: never created), or None when
+        the database is not an SQLite file."""
+        path = make_url(self.settings.effective_database_url).database
+        if self.dialect != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
+            return None
+        return f"{Path(path).resolve().as_uri()}?mode=rw"
+
     def _sqlite_reader(self) -> sqlite3.Connection | None:
         """This process's read connection for ``rows`` (SQLite, inline driver, a file):
         reads in WAL mode never wait for writers, so running them inline is safe."""
@@ -419,29 +488,31 @@ class Database:
             return reader[1]
         if self._no_reader:
             return None
-        path = make_url(self.settings.effective_database_url).database
-        if (
-            self.dialect != "sqlite"
-            or self.settings.sqlite_driver != "inline"
-            or not path
-            or path == ":memory:"
-            or path.startswith("file:")
-        ):
+        uri = self._sqlite_file()
+        if uri is None or self.settings.sqlite_driver != "inline":
             self._no_reader = True
             return None
-        try:  # (mode=rw: never create the file)
-            conn = sqlite3.connect(
-                f"{Path(path).resolve().as_uri()}?mode=rw",
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-            )
+        try:
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA query_only=ON")
             conn.execute("PRAGMA busy_timeout=0")  # busy: through the session instead
         except sqlite3.Error:
             return None
         self._reader = (os.getpid(), conn)  # (another process, after a fork, opens its own)
         return conn
+
+    def _ensure_checkpointer(self) -> None:
+        """This process's checkpointer, started with its first write session."""
+        found = self._checkpointer
+        if found is not None and found.pid == os.getpid():
+            return
+        if self._no_checkpointer:
+            return
+        uri = self._sqlite_file()
+        if uri is None:
+            self._no_checkpointer = True
+            return
+        self._checkpointer = _Checkpointer(uri)
 
     def _drop_reader(self) -> None:
         reader, self._reader = self._reader, None
@@ -465,6 +536,7 @@ class Database:
                 session.info["yiwang_db"] = self
                 yield session
             return
+        self._ensure_checkpointer()
         async with self._write() as session, session.begin():
             session.info["yiwang_db"] = self
             yield session
@@ -474,4 +546,7 @@ class Database:
 
     async def dispose(self) -> None:
         self._drop_reader()
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            await asyncio.to_thread(checkpointer.stop)
         await self.engine.dispose()
