@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -334,12 +335,17 @@ async def test_the_wal_is_checkpointed_by_a_thread_not_by_commits(
     path = tmp_path / "yiwang.sqlite3"
 
     def in_file_alone() -> int:
-        """Audit records in the database file itself, without its WAL."""
-        raw = sqlite3.connect(f"{path.as_uri()}?immutable=1", uri=True)
-        try:
-            return int(raw.execute("SELECT count(*) FROM audit_record").fetchone()[0])
-        finally:
-            raw.close()
+        """Audit records in the database file itself, without its WAL (read without locks:
+        a page being copied in may look broken for a moment)."""
+        for _ in range(50):
+            raw = sqlite3.connect(f"{path.as_uri()}?immutable=1", uri=True)
+            try:
+                return int(raw.execute("SELECT count(*) FROM audit_record").fetchone()[0])
+            except sqlite3.DatabaseError:
+                time.sleep(0.01)
+            finally:
+                raw.close()
+        raise AssertionError("the database file stayed unreadable")
 
     db = Database(settings)
     try:

@@ -103,6 +103,7 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: ConnectionPoolEntr
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     cursor.close()
 
 
@@ -112,6 +113,9 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: ConnectionPoolEntr
 WAL_AUTOCHECKPOINT = 10_000
 #: how often (seconds) the checkpointer copies the WAL into the database
 CHECKPOINT_EVERY = 0.5
+#: bytes the WAL file is cut back to when SQLite starts it again from the beginning (it
+#: otherwise keeps the largest size it ever reached)
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 log = logging.getLogger("yiwang.db")
 

@@ -4,17 +4,17 @@ Requests are prepared concurrently from reads alone (``intake.prepare``); their 
 queue here, and one task stores whatever has gathered in one transaction: one insert per
 table, one append to the audit chain, one commit. While a batch is written, the next one
 gathers, so batches grow with the load and nobody waits for a timer: under light load a
-batch is one request.
-
-Before it writes, the task lets the event loop go round while that brings more: requests
-whose bytes have arrived are read and prepared, and join the batch, as do requests still
-being prepared (``preparing``: on PostgreSQL their reads wait on the network), up to
-``MAX_BATCH`` or ``MAX_GATHER`` seconds. Without this, 32 clients settled into waves of
-about eight that were written one by one (a batch's own cost, some ten statements and a
-commit, was then the largest part of a case's CPU); a request alone waits two turns of the
-loop, microseconds. On SQLite this is what lets intake outrun the single writer (the
+batch is one request. On SQLite this is what lets intake outrun the single writer (the
 write lock is held once per batch, for the writes only); on PostgreSQL it is the audit
 chain's head row, locked once per batch instead of once per case.
+
+Before it writes, the task lets the event loop go round while that brings more: requests
+whose bytes have arrived are read and prepared, and join the batch, as do requests that
+were being prepared when it began (``preparing``: on PostgreSQL their reads wait on the
+network; it sleeps until they are done), up to ``MAX_BATCH`` or ``MAX_GATHER`` seconds.
+Without this, 32 clients settled into waves of about eight that were written one by one (a
+batch's own cost, some ten statements and a commit, was then the largest part of a case's
+CPU); a request alone waits two turns of the loop, microseconds.
 
 A batch the database refuses for one request's data (a constraint, a value) is written
 again request by request, so that one request's trouble is never another's; any other
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import weakref
 from collections.abc import Iterator
@@ -57,26 +58,33 @@ class IntakeQueue:
         self.max_batch = max_batch
         self._waiting: list[_Waiting] = []
         self._task: asyncio.Task[None] | None = None
-        #: requests being prepared now, whose writes will come here
-        self._preparing = 0
+        #: tickets of the requests being prepared now, whose writes will come here
+        self._preparing: set[int] = set()
+        self._tickets = itertools.count()
+        #: set when a request is queued or finishes preparing (what a gathering waits for)
+        self._changed = asyncio.Event()
         #: sizes of the batches written (for tests and the benchmark's curiosity)
         self.batches = 0
         self.written = 0
 
     @contextlib.contextmanager
     def preparing(self) -> Iterator[None]:
-        """Around a request's preparation: the next batch waits for it (a little)."""
-        self._preparing += 1
+        """Around a request's preparation: a batch that begins gathering meanwhile waits
+        for it (a little)."""
+        ticket = next(self._tickets)
+        self._preparing.add(ticket)
         try:
             yield
         finally:
-            self._preparing -= 1
+            self._preparing.discard(ticket)
+            self._changed.set()
 
     async def submit(self, item: intake.Prepared) -> intake.Intake:
         future: asyncio.Future[intake.Intake | DomainError] = (
             asyncio.get_running_loop().create_future()
         )
         self._waiting.append((item, future))
+        self._changed.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain())
         result = await asyncio.shield(future)
@@ -99,19 +107,35 @@ class IntakeQueue:
             raise
 
     async def _gather(self) -> None:
-        """Let the loop go round while that brings more requests to this batch: until two
-        turns bring none and nobody is being prepared, the batch is full, or MAX_GATHER."""
+        """Let the loop go round while that brings more requests to this batch, and wait
+        for the requests that were being prepared when it began (not for those that begin
+        later), until two turns bring nothing, the batch is full, or MAX_GATHER."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + MAX_GATHER
+        cutoff = next(self._tickets)
         size, quiet = len(self._waiting), 0
-        while size < self.max_batch and loop.time() < deadline:
-            await asyncio.sleep(0)
+        while size < self.max_batch:
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            if self._awaited(cutoff):  # asleep until one is queued or done
+                self._changed.clear()
+                try:
+                    await asyncio.wait_for(self._changed.wait(), left)
+                except TimeoutError:
+                    return
+            else:  # one turn: requests whose bytes have arrived are read and prepared
+                await asyncio.sleep(0)
             if len(self._waiting) > size:
                 size, quiet = len(self._waiting), 0
-            elif self._preparing == 0:
+            elif not self._awaited(cutoff):
                 quiet += 1
                 if quiet >= 2:
                     return
+
+    def _awaited(self, cutoff: int) -> bool:
+        """Is a request that began preparing before ``cutoff`` still being prepared?"""
+        return any(ticket < cutoff for ticket in self._preparing)
 
     async def _write(self, batch: list[_Waiting]) -> None:
         try:

@@ -3,6 +3,7 @@ and the reporter's contact. The services decide who may do what; routes only tra
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -185,12 +186,15 @@ async def create_case(
         # systems with a token (the 12345 gateway...): prepared from reads, then stored
         # with whatever else arrived meanwhile (group commit)
         queue = intake_queue.queue_for(request.app.state.db)
-        with queue.preparing():
+        with contextlib.ExitStack() as preparing:
+            preparing.enter_context(queue.preparing())
             async with ctx_scope(request, readonly=True) as ctx:
                 _signed_in(ctx)
                 prepared = await intake.prepare(
                     ctx.session, ctx.principal, ctx.settings, data, check_repeat=False
                 )
+                # prepared: the batch need not wait for the token's last use being written
+                preparing.close()
         if isinstance(prepared, intake.Intake):
             result = prepared
         else:
