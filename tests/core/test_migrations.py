@@ -62,3 +62,36 @@ async def test_the_migrations_build_exactly_the_tables_the_models_declare(world:
     async with world.db.engine.connect() as connection:
         differences = await connection.run_sync(diff)
     assert differences == []
+
+
+def test_no_index_is_a_leading_part_of_another_on_its_table() -> None:
+    """An index on (a) beside one on (a, b) only costs every write, and can mislead the
+    planner: PostgreSQL's generic plan once chose ``linkage_case(channel)`` for the intake's
+    idempotency lookup and read every case of the channel instead of the unique index."""
+    from sqlalchemy import PrimaryKeyConstraint, UniqueConstraint
+
+    from yiwang.core.models import Base, load_all_models
+
+    load_all_models()
+    redundant = []
+    for table in Base.metadata.sorted_tables:
+        # (name, columns, partial): a partial index (WHERE ...) covers other rows
+        keys = [
+            (i.name, tuple(c.name for c in i.columns), bool(i.dialect_kwargs))
+            for i in table.indexes
+        ]
+        keys += [
+            (c.name, tuple(x.name for x in c.columns), False)
+            for c in table.constraints
+            if isinstance(c, UniqueConstraint | PrimaryKeyConstraint)
+        ]
+        for name, cols, partial in keys:
+            unique = any(i.name == name and i.unique for i in table.indexes) or any(
+                c.name == name for c in table.constraints
+            )
+            if partial or unique:
+                continue  # a constraint, not only a way in
+            for other, wider, other_partial in keys:
+                if other != name and not other_partial and wider[: len(cols)] == cols:
+                    redundant.append(f"{table.name}.{name} {cols} within {other} {wider}")
+    assert redundant == []

@@ -183,3 +183,36 @@ async def test_reports_of_one_batch_are_suggested_as_each_others_duplicates(desk
         stored = await s.get(Case, second.case.id)
         assert stored is not None
         assert stored.suggestions["duplicates"][0]["case_id"] == first.case.id
+
+
+async def test_concurrent_requests_with_a_stale_token_write_its_last_use_once(
+    desk: Desk, desk_client: httpx.AsyncClient
+) -> None:
+    """All of a gateway's requests in flight read the token's old last use; one of them
+    writes the new one (the others had queued on the token's row lock, up to 0.4 s each on
+    PostgreSQL), and the others' answers do not wait for it."""
+    from sqlalchemy import event
+
+    secret = await token_for(desk)
+    h = {"authorization": f"Bearer {secret}", "accept": "application/json"}
+    updates: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("UPDATE api_token"):
+            updates.append(statement)
+
+    event.listen(desk.db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        answers = await asyncio.gather(
+            *(
+                desk_client.post("/api/v1/linkage/cases", json=report(desk, 300 + i), headers=h)
+                for i in range(20)
+            )
+        )
+    finally:
+        event.remove(desk.db.engine.sync_engine, "before_cursor_execute", seen)
+    assert [a.status_code for a in answers] == [201] * 20
+    assert len(updates) == 1
+    async with desk.db.session(readonly=True) as s:
+        used = await s.execute(select(ApiToken.last_used_at).where(ApiToken.name == "gateway"))
+        assert used.scalar_one() is not None

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, Select, String, Text, event, text
+from sqlalchemy import CompoundSelect, DateTime, MetaData, Select, String, Text, event, text
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.exc import DisconnectionError
@@ -311,7 +311,8 @@ def keep(session: AsyncSession, *objects: object) -> None:
     session.info.setdefault("yiwang_keep", []).extend(objects)
 
 
-AnySelect = Select[*tuple[Any, ...]]
+#: a read for ``fast_rows``: a SELECT, or SELECTs joined by UNION
+AnySelect = Select[*tuple[Any, ...]] | CompoundSelect[*tuple[Any, ...]]
 
 
 @dataclass

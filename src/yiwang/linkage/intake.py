@@ -21,7 +21,6 @@ import h3
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
-    Select,
     Table,
     bindparam,
     func,
@@ -29,6 +28,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,7 +37,7 @@ from yiwang.basedata.address_match import get_index, nearest_address
 from yiwang.basedata.locator import get_locator
 from yiwang.core.audit import service as audit
 from yiwang.core.auth.principal import Principal
-from yiwang.core.db import allocate_ids, canonical_json, fast_rows
+from yiwang.core.db import AnySelect, allocate_ids, canonical_json, fast_rows
 from yiwang.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from yiwang.core.events import service as events
 from yiwang.core.security.crypto import sm3_hex
@@ -295,33 +295,33 @@ def _disk_ranges(centre: str) -> list[tuple[int, int]]:
 
 
 @functools.cache
-def _duplicates_query(
-    ranges: int,
-) -> Select[int, float | None, float | None, str, str, datetime]:
+def _duplicates_query(ranges: int) -> AnySelect:
     """One statement per number of ranges (at most seven), built once: intake runs it for
     every report, and building and compiling a query costs more than running it.
 
-    Each range repeats the category, so that every term is one seek in the (category, H3)
-    index (SQLite's planner otherwise reads all the category's cases); the statuses are
-    written into the statement (a constant list, not a parameter to expand each time)."""
+    One SELECT per range, joined by UNION ALL (the ranges do not overlap): each is one seek
+    in the (category, H3) index whatever the plan. Written as one SELECT with OR, SQLite's
+    planner read all the category's cases, and so did PostgreSQL's generic plan for the
+    prepared statement (it kept only the category as the index condition). The statuses
+    are written into the statement (a constant list, not a parameter to expand each time)."""
     category: BindParameter[int] = bindparam("category_id")
-    return (
-        select(Case.id, Case.lon, Case.lat, Case.title, Case.description, Case.reported_at)
-        .where(
-            or_(
-                *(
-                    (Case.category_id == category)
-                    & Case.h3.between(bindparam(f"lo{i}"), bindparam(f"hi{i}"))
-                    for i in range(ranges)
-                )
-            ),
-            Case.status.in_([literal_column(f"'{s}'") for s in sorted(OPEN)]),
+    statuses: list[ColumnElement[str]] = [literal_column(f"'{s}'") for s in sorted(OPEN)]
+
+    def near(i: int) -> AnySelect:
+        return select(
+            Case.id, Case.lon, Case.lat, Case.title, Case.description, Case.reported_at
+        ).where(
+            Case.category_id == category,
+            Case.h3.between(bindparam(f"lo{i}"), bindparam(f"hi{i}")),
+            Case.status.in_(statuses),
             Case.reported_at >= bindparam("since"),
             Case.lon.between(bindparam("west"), bindparam("east")),
             Case.lat.between(bindparam("south"), bindparam("north")),
         )
-        .limit(200)
-    )
+
+    if ranges == 1:
+        return near(0).limit(200)
+    return union_all(*(near(i) for i in range(ranges))).limit(200)
 
 
 async def duplicates(

@@ -79,7 +79,8 @@ class Responsibility(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    category_id: Mapped[int] = mapped_column(ForeignKey("linkage_category.id"), index=True)
+    # (looked up through the unique (category_id, area_id) index)
+    category_id: Mapped[int] = mapped_column(ForeignKey("linkage_category.id"))
     area_id: Mapped[int | None] = mapped_column(ForeignKey("org_node.id"))
     lead_id: Mapped[int] = mapped_column(ForeignKey("org_node.id"))
     assisting: Mapped[list[int]] = mapped_column(JSONText, default=list)
@@ -130,12 +131,14 @@ class Case(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    channel: Mapped[str] = mapped_column(String(16), index=True)
+    # (by channel: the unique (channel, source_ref) index)
+    channel: Mapped[str] = mapped_column(String(16))
     #: the channel's own reference (the hotline ticket, the sensor alert id...)
     source_ref: Mapped[str | None] = mapped_column(String(64))
     #: the caller's Idempotency-Key, prefixed with who sent it
     idempotency_key: Mapped[str | None] = mapped_column(String(160), unique=True)
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    # (by status: the (status, due_at) index)
+    status: Mapped[str] = mapped_column(String(16))
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     address_text: Mapped[str] = mapped_column(String(200), default="")

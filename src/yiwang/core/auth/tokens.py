@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -116,8 +117,9 @@ async def resolve(
     session: AsyncSession, secret: str, *, ip: str = "", touch: bool = True
 ) -> Principal | None:
     """The principal of a live token (unknown, revoked, expired or of an inactive user:
-    None). Its last use is written at most every ``TOUCH_EVERY``; ``touch=False``
-    (read-only sessions) leaves that to the caller (``needs_touch``, ``touch``)."""
+    None). Its last use is written at most every ``TOUCH_EVERY``, by one request of this
+    process (``_claim``); ``touch=False`` (read-only sessions) leaves that to the caller
+    (``Principal.token_stale``, ``touch``)."""
     if not secret.startswith(PREFIX):
         return None
     query = _resolve_query(session.get_bind().dialect.name)
@@ -137,6 +139,7 @@ async def resolve(
         requires_2fa=any(r.requires_2fa for r in rows),
     )
     stale_use = first.last_used_at is None or now - first.last_used_at > TOUCH_EVERY
+    stale_use = stale_use and _claim(session, first.id, now)
     if touch and stale_use:
         await _touch(session, first.id, now)
     permissions = roles.permissions & frozenset(first.scopes or ())
@@ -156,6 +159,22 @@ async def resolve(
         token_id=first.id,
         token_stale=stale_use and not touch,
     )
+
+
+#: The tokens whose last use this process has taken on to write, by connection pool (one per
+#: database) and token id, with when. A gateway's concurrent requests that all read a stale
+#: last use write it once, instead of queueing one after another on the token's row lock.
+_claims: weakref.WeakKeyDictionary[Any, dict[int, datetime]] = weakref.WeakKeyDictionary()
+
+
+def _claim(session: AsyncSession, token_id: int, now: datetime) -> bool:
+    """Whether this request writes the token's last use (no other one here did lately)."""
+    claims = _claims.setdefault(session.get_bind().engine.pool, {})
+    last = claims.get(token_id)
+    if last is not None and now - last <= TOUCH_EVERY:
+        return False
+    claims[token_id] = now
+    return True
 
 
 async def touch(session: AsyncSession, token_id: int) -> None:
