@@ -422,9 +422,13 @@ def pg_target(db_url: str) -> PgTarget:
         raise BenchError(f"--db-url must be a PostgreSQL URL, not {url.drivername}")
     if url.get_driver_name() != "asyncpg":
         raise BenchError("--db-url must use the asyncpg driver (postgresql+asyncpg://...)")
-    host = url.host or "127.0.0.1"
-    if host not in _LOOPBACK:
-        raise BenchError(f"--db-url must point at 127.0.0.1 (this drops the database): {host}")
+    # a socket directory (?host=/var/run/postgresql) is this machine's server by definition
+    socket_dir = url.query.get("host")
+    host = socket_dir if isinstance(socket_dir, str) else (url.host or "127.0.0.1")
+    if host not in _LOOPBACK and not host.startswith("/"):
+        raise BenchError(
+            f"--db-url must point at 127.0.0.1 or a local socket (this drops the database): {host}"
+        )
     name = url.database or ""
     if not _DB_NAME.match(name) or name in {"postgres", "template0", "template1"}:
         raise BenchError(f"--db-url needs a plain, disposable database name, not {name!r}")

@@ -156,7 +156,8 @@ async def ctx_scope(request: Request, *, readonly: bool = False) -> AsyncIterato
         # database while it sends (Starlette keeps the parsed form for the route).
         await request.form()
     touch = None
-    async with db.session(readonly=readonly) as session:
+    # (read-only: independent reads, no snapshot needed; on PostgreSQL no BEGIN, ROLLBACK)
+    async with db.session(readonly=readonly, snapshot=not readonly) as session:
         ctx = Ctx(request, session, state.settings, db, state.registry, lang)
         if lang_cookie:
             ctx.cookies_to_set[LANG_COOKIE] = lang_cookie
