@@ -422,13 +422,20 @@ def pg_target(db_url: str) -> PgTarget:
         raise BenchError(f"--db-url must be a PostgreSQL URL, not {url.drivername}")
     if url.get_driver_name() != "asyncpg":
         raise BenchError("--db-url must use the asyncpg driver (postgresql+asyncpg://...)")
-    # a socket directory (?host=/var/run/postgresql) is this machine's server by definition
+    # a socket directory (?host=/var/run/postgresql) is this machine's server by definition;
+    # one host only (SQLAlchemy would take a repeated or comma-separated one as several)
     socket_dir = url.query.get("host")
-    host = socket_dir if isinstance(socket_dir, str) else (url.host or "127.0.0.1")
-    if host not in _LOOPBACK and not host.startswith("/"):
+    if socket_dir is not None and not (
+        isinstance(socket_dir, str) and socket_dir.startswith("/") and "," not in socket_dir
+    ):
+        raise BenchError(f"--db-url: ?host= must be one local socket directory: {socket_dir}")
+    host = url.host or "127.0.0.1"
+    if host not in _LOOPBACK:
         raise BenchError(
             f"--db-url must point at 127.0.0.1 or a local socket (this drops the database): {host}"
         )
+    if isinstance(socket_dir, str):
+        host = socket_dir
     name = url.database or ""
     if not _DB_NAME.match(name) or name in {"postgres", "template0", "template1"}:
         raise BenchError(f"--db-url needs a plain, disposable database name, not {name!r}")

@@ -367,27 +367,3 @@ async def test_the_wal_is_checkpointed_by_a_thread_not_by_commits(
     finally:
         await db.dispose()
     assert not checkpointer._thread.is_alive()  # stopped with the database
-
-
-@pytest.mark.postgres
-async def test_a_read_only_session_without_a_snapshot_reads_outside_a_transaction(
-    db: Database,
-) -> None:
-    """No BEGIN and ROLLBACK round trips (the intake's reads): each statement is its own
-    transaction, and a write, which would commit at once, is refused."""
-    from yiwang.core.db import ReadOnlySession
-
-    xid = text("SELECT pg_current_xact_id()::text")
-    async with db.session(readonly=True, snapshot=False) as s:
-        first, second = [(await s.execute(xid)).scalar_one() for _ in range(2)]
-        assert first != second  # two transactions
-        with pytest.raises(ReadOnlySession):
-            await s.execute(text("CREATE TABLE loose_probe (x integer)"))
-        with pytest.raises(ReadOnlySession):
-            await s.execute(text("SELECT 1 FROM pg_class FOR UPDATE"))
-    async with db.session(readonly=True) as s:
-        first, second = [(await s.execute(xid)).scalar_one() for _ in range(2)]
-        assert first == second  # the snapshot's transaction
-    async with db.session() as s:  # the write engine is not affected
-        await s.execute(text("CREATE TABLE loose_probe (x integer)"))
-        await s.execute(text("INSERT INTO loose_probe VALUES (1)"))

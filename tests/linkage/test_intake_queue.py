@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tests.linkage.conftest import Desk
 from yiwang.core.audit import service as audit
@@ -216,3 +216,36 @@ async def test_concurrent_requests_with_a_stale_token_write_its_last_use_once(
     async with desk.db.session(readonly=True) as s:
         used = await s.execute(select(ApiToken.last_used_at).where(ApiToken.name == "gateway"))
         assert used.scalar_one() is not None
+
+
+async def test_a_failed_request_leaves_the_token_s_last_use_to_the_next(
+    desk: Desk, desk_client: httpx.AsyncClient
+) -> None:
+    """The request that took on writing the last use failed (its write rolled back, or the
+    deferred one never made): the next request writes it, not none for a minute."""
+    secret = await token_for(desk)
+    h = {"authorization": f"Bearer {secret}", "accept": "application/json"}
+
+    async def last_use() -> Any:
+        async with desk.db.session(readonly=True) as s:
+            used = await s.execute(select(ApiToken.last_used_at).where(ApiToken.name == "gateway"))
+            return used.scalar_one()
+
+    outside = report(desk, 500, lon=100.0, lat=20.0)  # far outside the district: refused
+    failed = await desk_client.post("/api/v1/linkage/cases", json=outside, headers=h)
+    assert failed.status_code == 422, failed.text
+    assert await last_use() is None
+    ok = await desk_client.post("/api/v1/linkage/cases", json=report(desk, 501), headers=h)
+    assert ok.status_code == 201, ok.text
+    first = await last_use()
+    assert first is not None
+    async with desk.db.session() as s:  # as if a minute had passed
+        await s.execute(update(ApiToken).values(last_used_at=None))
+    tokens._claims.clear()
+    # the transactional path (an audited read): the failed request's write is rolled back
+    missing = await desk_client.get("/api/v1/linkage/cases/99999999", headers=h)
+    assert missing.status_code == 404, missing.text
+    assert await last_use() is None
+    found = await desk_client.get(f"/api/v1/linkage/cases/{ok.json()['id']}", headers=h)
+    assert found.status_code == 200, found.text
+    assert await last_use() is not None

@@ -374,21 +374,6 @@ def _plan(statement: AnySelect, dialect: Dialect) -> _Plan:
 MAX_PLANS = 256
 
 
-_READS = ("SELECT", "WITH", "EXPLAIN", "SHOW", "VALUES")
-
-
-def _refuse_writes(
-    conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-) -> None:
-    """A session without a snapshot commits each statement: it may only read."""
-    if not statement.lstrip().upper().startswith(_READS) or " FOR UPDATE" in statement.upper():
-        raise ReadOnlySession(f"a read-only session without a snapshot may not run {statement!r}")
-
-
-class ReadOnlySession(RuntimeError):
-    """A write in a session made with ``readonly=True, snapshot=False`` (a bug)."""
-
-
 def database_of(session: AsyncSession) -> Database | None:
     """The ``Database`` whose ``session`` made this session."""
     return session.info.get("yiwang_db")
@@ -415,14 +400,6 @@ class Database:
         self._read = async_sessionmaker(
             self.engine.execution_options(yiwang_readonly=True), expire_on_commit=False
         )
-        self._read_now = self._read
-        if self.engine.dialect.name == "postgresql":
-            # no transaction: each statement reads what is committed when it runs
-            loose = self.engine.execution_options(
-                yiwang_readonly=True, isolation_level="AUTOCOMMIT"
-            )
-            event.listen(loose.sync_engine, "before_cursor_execute", _refuse_writes)
-            self._read_now = async_sessionmaker(loose, expire_on_commit=False)
         self._plans: dict[int, _Plan] = {}
         self._reader: tuple[int, sqlite3.Connection] | None = None
         self._no_reader = False
@@ -553,20 +530,14 @@ class Database:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def session(
-        self, *, readonly: bool = False, snapshot: bool = True
-    ) -> AsyncIterator[AsyncSession]:
+    async def session(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on error.
 
         Read-only sessions must not write (what they would write is rolled back at the
         end: there is nothing to commit, and a session that never touched the database
-        costs half as much); on SQLite they never wait for writers. ``snapshot=False``
-        (read-only): on PostgreSQL the reads run outside a transaction, each seeing what
-        is committed when it runs, which saves a request that makes a few independent reads
-        the round trips of BEGIN and ROLLBACK; a write is refused there (it would commit)."""
+        costs half as much); on SQLite they never wait for writers."""
         if readonly:
-            factory = self._read if snapshot else self._read_now
-            async with factory() as session:  # (its transaction begins on first use)
+            async with self._read() as session:  # (its transaction begins on first use)
                 session.info["yiwang_db"] = self
                 yield session
             return

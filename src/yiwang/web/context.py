@@ -155,20 +155,24 @@ async def ctx_scope(request: Request, *, readonly: bool = False) -> AsyncIterato
         # Read the body before the transaction begins: a slow client must not hold the
         # database while it sends (Starlette keeps the parsed form for the route).
         await request.form()
-    touch = None
-    # (read-only: independent reads, no snapshot needed; on PostgreSQL no BEGIN, ROLLBACK)
-    async with db.session(readonly=readonly, snapshot=not readonly) as session:
-        ctx = Ctx(request, session, state.settings, db, state.registry, lang)
-        if lang_cookie:
-            ctx.cookies_to_set[LANG_COOKIE] = lang_cookie
-        await _authenticate(ctx, touch=not readonly)
-        if readonly and ctx.token_principal is not None and ctx.token_principal.token_stale:
-            touch = ctx.token_principal.token_id
-        request.state.ctx = ctx
-        yield ctx
-    if touch is not None:
-        async with db.session() as session:
-            await tokens.touch(session, touch)
+    claimed = None  # the token whose last use this request writes
+    try:
+        async with db.session(readonly=readonly) as session:
+            ctx = Ctx(request, session, state.settings, db, state.registry, lang)
+            if lang_cookie:
+                ctx.cookies_to_set[LANG_COOKIE] = lang_cookie
+            await _authenticate(ctx, touch=not readonly)
+            if ctx.token_principal is not None and ctx.token_principal.token_stale:
+                claimed = ctx.token_principal.token_id
+            request.state.ctx = ctx
+            yield ctx
+        if readonly and claimed is not None:
+            async with db.session() as session:
+                await tokens.touch(session, claimed)
+    except BaseException:
+        if claimed is not None:  # rolled back, or never written: another request will
+            tokens.unclaim(session, claimed)
+        raise
 
 
 async def _authenticate(ctx: Ctx, *, touch: bool = True) -> None:

@@ -24,7 +24,8 @@ class Principal:
     language: str | None = None
     session_id: str | None = None
     token_id: int | None = None
-    #: the token's last use is due to be written (read-only requests leave it to the caller)
+    #: this request writes the token's last use (written in its transaction; read-only
+    #: requests leave it to the caller, ``ctx_scope``); given up if the request fails
     token_stale: bool = False
 
     def has(self, permission: str) -> bool:

@@ -157,7 +157,7 @@ async def resolve(
         ip=ip,
         language=first.language,
         token_id=first.id,
-        token_stale=stale_use and not touch,
+        token_stale=stale_use,
     )
 
 
@@ -175,6 +175,14 @@ def _claim(session: AsyncSession, token_id: int, now: datetime) -> bool:
         return False
     claims[token_id] = now
     return True
+
+
+def unclaim(session: AsyncSession, token_id: int) -> None:
+    """Give up writing the token's last use (the request failed, and its write with it):
+    the next request takes it on, instead of none for a minute."""
+    claims = _claims.get(session.get_bind().engine.pool)
+    if claims is not None:
+        claims.pop(token_id, None)
 
 
 async def touch(session: AsyncSession, token_id: int) -> None:
