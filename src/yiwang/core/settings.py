@@ -116,7 +116,8 @@ class Settings(BaseSettings):
     def _persistent_secret(self, name: str, nbytes: int) -> str:
         """A generated secret kept in ``var_dir``: created once, atomically and private
         (two processes starting together agree on one value), then cached."""
-        cached = _SECRETS.get((str(self.var_dir), name))
+        key = (str(self.var_dir), name)
+        cached = _SECRETS.get(key)
         if cached is not None:
             return cached
         path = self.var_dir / name
@@ -133,7 +134,7 @@ class Settings(BaseSettings):
             value = secrets.token_hex(nbytes)
             with os.fdopen(fd, "w") as fh:
                 fh.write(value)
-        _SECRETS[(str(self.var_dir), name)] = value
+        _SECRETS[key] = value
         return value
 
     def secret_key_value(self) -> str:

@@ -162,7 +162,7 @@ async def ctx_scope(request: Request, *, readonly: bool = False) -> AsyncIterato
             if lang_cookie:
                 ctx.cookies_to_set[LANG_COOKIE] = lang_cookie
             await _authenticate(ctx, touch=not readonly)
-            if ctx.token_principal is not None and ctx.token_principal.token_stale:
+            if ctx.token_principal is not None and ctx.token_principal.token_use_claimed:
                 claimed = ctx.token_principal.token_id
             request.state.ctx = ctx
             yield ctx

@@ -26,7 +26,7 @@ class Principal:
     token_id: int | None = None
     #: this request writes the token's last use (written in its transaction; read-only
     #: requests leave it to the caller, ``ctx_scope``); given up if the request fails
-    token_stale: bool = False
+    token_use_claimed: bool = False
 
     def has(self, permission: str) -> bool:
         return permission in self.permissions or "*" in self.permissions

@@ -119,7 +119,7 @@ async def resolve(
     """The principal of a live token (unknown, revoked, expired or of an inactive user:
     None). Its last use is written at most every ``TOUCH_EVERY``, by one request of this
     process (``_claim``); ``touch=False`` (read-only sessions) leaves that to the caller
-    (``Principal.token_stale``, ``touch``)."""
+    (``Principal.token_use_claimed``, ``touch``)."""
     if not secret.startswith(PREFIX):
         return None
     query = _resolve_query(session.get_bind().dialect.name)
@@ -157,7 +157,7 @@ async def resolve(
         ip=ip,
         language=first.language,
         token_id=first.id,
-        token_stale=stale_use,
+        token_use_claimed=stale_use,
     )
 
 
@@ -167,9 +167,15 @@ async def resolve(
 _claims: weakref.WeakKeyDictionary[Any, dict[int, datetime]] = weakref.WeakKeyDictionary()
 
 
+def _claims_of(session: AsyncSession) -> dict[int, datetime]:
+    """This process's claims on the session's database (read and write sessions share a
+    pool)."""
+    return _claims.setdefault(session.get_bind().engine.pool, {})
+
+
 def _claim(session: AsyncSession, token_id: int, now: datetime) -> bool:
     """Whether this request writes the token's last use (no other one here did lately)."""
-    claims = _claims.setdefault(session.get_bind().engine.pool, {})
+    claims = _claims_of(session)
     last = claims.get(token_id)
     if last is not None and now - last <= TOUCH_EVERY:
         return False
@@ -180,9 +186,7 @@ def _claim(session: AsyncSession, token_id: int, now: datetime) -> bool:
 def unclaim(session: AsyncSession, token_id: int) -> None:
     """Give up writing the token's last use (the request failed, and its write with it):
     the next request takes it on, instead of none for a minute."""
-    claims = _claims.get(session.get_bind().engine.pool)
-    if claims is not None:
-        claims.pop(token_id, None)
+    _claims_of(session).pop(token_id, None)
 
 
 async def touch(session: AsyncSession, token_id: int) -> None:
