@@ -3,10 +3,11 @@ in several (``--processes``) that share the port.
 
 Several processes: the parent binds one set of listening sockets per process with
 ``SO_REUSEPORT`` (the kernel spreads new connections over them, so that a burst of
-keep-alive connections is not all taken by whichever process woke first), forks the
-processes, keeps every socket open (a connection that arrives for a process being restarted
-waits in its socket's queue) and restarts a process that dies. SIGTERM or SIGINT to the
-parent stops them all, each finishing its requests.
+keep-alive connections is not all taken by whichever process woke first, and
+``yiwang.balance`` evens out what the kernel's hash leaves uneven), forks the processes,
+keeps every socket open (a connection that arrives for a process being restarted waits in
+its socket's queue) and restarts a process that dies. SIGTERM or SIGINT to the parent
+stops them all, each finishing its requests.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 
 import uvicorn
 
+from yiwang import balance
 from yiwang.core.settings import Settings
 
 LOOPBACKS = ("127.0.0.1", "::1")
@@ -181,12 +183,19 @@ def _close(sockets: Sequence[socket.socket]) -> None:
             sock.close()
 
 
-def _serve(settings: Settings, sockets: list[socket.socket], start_worker: bool | None) -> None:
+def _serve(
+    settings: Settings,
+    sockets: list[socket.socket],
+    start_worker: bool | None,
+    shares: balance.Shares | None = None,
+) -> None:
     from yiwang.web.app import create_app
 
     app = create_app(settings, start_worker=start_worker, warm=True)
     config = uvicorn.Config(
         app,
+        # several processes: keep-alive connections spread evenly over them
+        http=balance.protocol(shares) if shares is not None else "auto",
         log_config=None,
         proxy_headers=True,
         forwarded_allow_ips=settings.trusted_proxies,
@@ -201,6 +210,7 @@ def _serve(settings: Settings, sockets: list[socket.socket], start_worker: bool 
 def _supervise(settings: Settings, sets: list[list[socket.socket]], worker: bool) -> None:
     children: dict[int, tuple[int, float]] = {}  # pid: (slot, started)
     stopping = False
+    shares = balance.Shares(len(sets))
 
     def spawn(slot: int) -> None:
         if stopping:
@@ -227,7 +237,8 @@ def _supervise(settings: Settings, sets: list[list[socket.socket]], worker: bool
                 _close(group)
         code = 0
         try:
-            _serve(settings, sets[slot], worker and slot == 0)
+            shares.take(slot)
+            _serve(settings, sets[slot], worker and slot == 0, shares)
         except BaseException:
             log.exception("server process %d failed", slot)
             code = 1
