@@ -249,3 +249,41 @@ async def test_a_failed_request_leaves_the_token_s_last_use_to_the_next(
     found = await desk_client.get(f"/api/v1/linkage/cases/{ok.json()['id']}", headers=h)
     assert found.status_code == 200, found.text
     assert await last_use() is not None
+
+
+@pytest.mark.parametrize("others", [0, 2])
+async def test_a_request_stored_meanwhile_by_another_process_gets_that_case(
+    desk: Desk, engine_name: str, others: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process stores the same request after the batch looked for it and before
+    the batch's insert (PostgreSQL: writers overlap; SQLite's write transaction holds the
+    database from the look to the commit, so this cannot happen there). The batch is
+    written again request by request: the repeat gets the other's case, the rest are
+    stored."""
+    if engine_name != "postgresql":
+        pytest.skip("SQLite's writers never overlap")
+    who = await desk.who("centre")
+    async with desk.db.session(readonly=True) as s:
+        mine = await intake.prepare(s, who, desk.settings, intake.CaseIn(**report(desk, 500)))
+        theirs = await intake.prepare(s, who, desk.settings, intake.CaseIn(**report(desk, 500)))
+        rest = [
+            await intake.prepare(s, who, desk.settings, intake.CaseIn(**report(desk, 501 + i)))
+            for i in range(others)
+        ]
+    assert all(isinstance(p, intake.Prepared) for p in [mine, theirs, *rest])
+    queue = intake_queue.IntakeQueue(desk.db)
+    async with desk.db.session() as other:  # the other process's transaction, still open
+        (stored,) = await intake.write(other, [theirs])
+        assert isinstance(stored, intake.Intake) and stored.created
+        writing = asyncio.gather(*(queue.submit(p) for p in [mine, *rest]))
+        # the batch has looked (nothing committed yet) and its insert now waits on the
+        # unique index for the other transaction
+        await asyncio.sleep(0.5)
+        assert not writing.done()
+    results = await writing
+    assert not results[0].created and results[0].case.id == stored.case.id
+    assert all(r.created for r in results[1:])
+    assert any("writing one by one" in r.getMessage() for r in caplog.records)
+    assert await count(desk, Case) == 1 + others
+    async with desk.db.session(readonly=True) as s:
+        assert (await audit.verify(s)).ok

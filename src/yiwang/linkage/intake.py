@@ -515,11 +515,19 @@ async def create(
     return result
 
 
-async def write(session: AsyncSession, items: list[Prepared]) -> list[Intake | DomainError]:
+async def write(
+    session: AsyncSession, items: list[Prepared], *, careful: bool = True
+) -> list[Intake | DomainError]:
     """Store prepared requests in the caller's transaction, a statement per table for all
     of them (group commit: ``yiwang.linkage.intake_queue``). A request repeated since it
     was prepared, by another in the batch or by one already stored, gets that case; a
-    refusal of one request (a source reference someone else used) is its result alone."""
+    refusal of one request (a source reference someone else used) is its result alone.
+
+    ``careful``: a request another process stored since it was looked for (a unique key
+    collides: PostgreSQL only, where writers overlap) gets that case, each insert retried
+    in a savepoint. Without it the collision is raised and the transaction is lost: for a
+    caller that owns the transaction and writes the requests again carefully (the queue),
+    which saves the savepoint's two round trips on every batch that does not collide."""
     out: list[Intake | DomainError | None] = [None] * len(items)
     fresh: list[int] = []
     taken: dict[tuple[str, str], int] = {}
@@ -538,7 +546,7 @@ async def write(session: AsyncSession, items: list[Prepared]) -> list[Intake | D
         for n in names:
             taken[n] = i
         fresh.append(i)
-    cases = await _insert(session, [items[i] for i in fresh])
+    cases = await _insert(session, [items[i] for i in fresh], careful)
     made: dict[int, Case] = {}
     for i, case in zip(fresh, cases, strict=True):
         if isinstance(case, Case):
@@ -649,15 +657,20 @@ def _batch_duplicates(rows: list[dict[str, Any]]) -> None:
             row["suggestions"] = suggestion
 
 
-async def _insert(session: AsyncSession, items: list[Prepared]) -> list[Case | tuple[None, Case]]:
-    """The new cases, inserted together with ids taken beforehand (one executemany); if
-    another process stored one of them meanwhile (a unique key collides), one at a time,
-    each in a savepoint."""
+async def _insert(
+    session: AsyncSession, items: list[Prepared], careful: bool
+) -> list[Case | tuple[None, Case]]:
+    """The new cases, inserted together with ids taken beforehand (one executemany). If
+    another process stored one of them meanwhile (a unique key collides): ``careful``, one
+    at a time, each in a savepoint; otherwise the error is raised (``write``)."""
     if not items:
         return []
     ids = await allocate_ids(session, Case.__table__, len(items))
     rows = [{**_defaults(), **p.row, "id": i} for p, i in zip(items, ids, strict=True)]
     _batch_duplicates(rows)
+    if not careful:
+        await session.execute(insert(CASES), rows)
+        return [Case(**row) for row in rows]
     try:
         async with session.begin_nested():
             await session.execute(insert(CASES), rows)

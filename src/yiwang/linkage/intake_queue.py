@@ -16,13 +16,13 @@ Without this, 32 clients settled into waves of about eight that were written one
 batch's own cost, some ten statements and a commit, was then the largest part of a case's
 CPU); a request alone waits two turns of the loop, microseconds.
 
-A batch the database refuses for one request's data (a constraint, a value) is written
-again request by request, so that one request's trouble is never another's; any other
+A batch the database refuses for one request's data (a constraint, a value), or for a
+request another process stored meanwhile, is written again request by request (then with a
+savepoint around each insert), so that one request's trouble is never another's; any other
 failure (a lost connection, a failed commit, a busy database) fails the whole batch at once
 and is never retried here: a lost commit may have happened, and the clients' retries with
-their keys find their cases. A request whose
-client has gone still gets stored (its answer is dropped): the client's retry with the
-same key finds it.
+their keys find their cases. A request whose client has gone still gets stored (its answer
+is dropped): the client's retry with the same key finds it.
 """
 
 from __future__ import annotations
@@ -140,13 +140,12 @@ class IntakeQueue:
     async def _write(self, batch: list[_Waiting]) -> None:
         try:
             async with self.db.session() as session:
-                results = await intake.write(session, [item for item, _ in batch])
+                results = await intake.write(session, [item for item, _ in batch], careful=False)
         except (IntegrityError, DataError) as exc:
-            # a statement refused one request's data: write each alone, so that it fails
-            # by itself (nothing of the batch was committed)
-            if len(batch) == 1:
-                _settle(batch[0][1], exc)
-                return
+            # a statement refused one request's data, or a request collided with one that
+            # another process stored meanwhile: write each alone and carefully, so that a
+            # bad one fails by itself and a repeat gets its case (nothing of the batch was
+            # committed)
             log.warning("intake batch of %d refused (%s); writing one by one", len(batch), exc)
             for item, future in batch:
                 try:
