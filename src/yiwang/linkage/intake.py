@@ -21,6 +21,7 @@ import h3
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    Select,
     Table,
     bindparam,
     func,
@@ -575,6 +576,23 @@ def _names(p: Prepared) -> list[tuple[str, str]]:
     return names
 
 
+@functools.lru_cache(maxsize=256)
+def _existing_query(channels_named: tuple[str, ...]) -> Select[tuple[Case]]:
+    """The cases a batch may repeat: by idempotency key, or by source reference within
+    each of these channels (so that each term uses the (channel, source_ref) unique
+    index). Built once per set of channels: a statement built per batch leaves reference
+    cycles among its parameters that only the garbage collector frees."""
+    conditions: list[ColumnElement[bool]] = [
+        Case.idempotency_key.in_(bindparam("keys", expanding=True))
+    ]
+    conditions.extend(
+        (Case.channel == bindparam(f"ch{n}"))
+        & Case.source_ref.in_(bindparam(f"refs{n}", expanding=True))
+        for n in range(len(channels_named))
+    )
+    return select(Case).where(or_(*conditions))
+
+
 async def _existing_many(
     session: AsyncSession, items: list[Prepared]
 ) -> dict[tuple[str, str], Case]:
@@ -585,13 +603,13 @@ async def _existing_many(
             refs.setdefault(p.channel.name, []).append(p.data.source_ref)
     if not keys and not refs:
         return {}
-    conditions: list[ColumnElement[bool]] = []
-    if keys:
-        conditions.append(Case.idempotency_key.in_(keys))
-    # by channel, so that each term uses the (channel, source_ref) unique index
-    conditions.extend((Case.channel == ch) & Case.source_ref.in_(rs) for ch, rs in refs.items())
+    channels_named = tuple(sorted(refs))
+    params: dict[str, Any] = {"keys": keys}
+    for n, ch in enumerate(channels_named):
+        params[f"ch{n}"], params[f"refs{n}"] = ch, refs[ch]
     found: dict[tuple[str, str], Case] = {}
-    for case in (await session.execute(select(Case).where(or_(*conditions)))).scalars():
+    rows = await session.execute(_existing_query(channels_named), params)
+    for case in rows.scalars():
         if case.idempotency_key:
             found[("key", case.idempotency_key)] = case
         if case.source_ref:

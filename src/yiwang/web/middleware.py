@@ -80,6 +80,15 @@ class RequestMiddleware:
 
         try:
             await self.app(scope, receive, wrapped_send)
+            # The request's context (``request.state.ctx``) refers to its request, whose
+            # scope refers to the context: a cycle that only the garbage collector would
+            # free, with the whole request behind it (its session, principal, closures),
+            # and whose collections stopped every request in flight for 10-30 ms under
+            # load. Answered, the request needs it no more. (After an error, the server's
+            # error page may still want it; that rare request is left to the collector.)
+            state = scope.get("state")
+            if state is not None:
+                state.pop("ctx", None)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_of(scope)
