@@ -577,7 +577,7 @@ def _names(p: Prepared) -> list[tuple[str, str]]:
 
 
 @functools.lru_cache(maxsize=256)
-def _existing_query(channels_named: tuple[str, ...]) -> Select[tuple[Case]]:
+def _existing_query(channels_named: tuple[str, ...]) -> Select[Case]:
     """The cases a batch may repeat: by idempotency key, or by source reference within
     each of these channels (so that each term uses the (channel, source_ref) unique
     index). Built once per set of channels: a statement built per batch leaves reference
