@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from tests.linkage.conftest import Desk
+from yiwang.basedata import revisions
 from yiwang.core.audit import service as audit
 from yiwang.core.audit.models import AuditRecord
 from yiwang.core.auth import tokens
@@ -295,9 +296,10 @@ async def test_an_answered_intake_leaves_no_garbage_for_the_collector(
     desk: Desk, desk_client: httpx.AsyncClient
 ) -> None:
     """Nothing of an answered request (its context, request, session, principal, the
-    batch's statements) is left in reference cycles: it is all freed as it goes, so that
-    the collector, which stops every request in flight while it runs, has little to do
-    and seldom runs. (The test client's own objects, httpx's, are not the server's.)"""
+    batch's statements), nor of the caches' revision check, is left in reference cycles:
+    it is all freed as it goes, so that the collector, which stops every request in flight
+    while it runs, has little to do and seldom runs. (The test client's own objects,
+    httpx's, are not the server's.)"""
     secret = await token_for(desk)
     h = {"authorization": f"Bearer {secret}", "accept": "application/json"}
     for i in range(3):  # caches filled, statements compiled
@@ -313,6 +315,8 @@ async def test_an_answered_intake_leaves_no_garbage_for_the_collector(
             )
         )
         assert all(a.status_code == 201 for a in answers)
+        async with desk.db.session(readonly=True) as s:  # the caches' check, every second
+            await revisions.current(s, revisions.AREAS, revisions.ADDRESSES)
         gc.collect()
         found = collections.Counter(
             f"{type(o).__module__}.{type(o).__qualname__}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yiwang.basedata.models import Revision
@@ -24,9 +24,14 @@ async def bump(session: AsyncSession, *names: str) -> None:
             await session.flush()
 
 
+#: built once: the caches recheck their counters every second, and a statement built per
+#: call leaves reference cycles among its parameters for the garbage collector
+_CURRENT = select(Revision.name, Revision.rev).where(
+    Revision.name.in_(bindparam("names", expanding=True))
+)
+
+
 async def current(session: AsyncSession, *names: str) -> tuple[int, ...]:
-    found = await session.execute(
-        select(Revision.name, Revision.rev).where(Revision.name.in_(names))
-    )
+    found = await session.execute(_CURRENT, {"names": list(names)})
     rows = {name: rev for name, rev in found.all()}
     return tuple(int(rows.get(n, 0)) for n in names)
