@@ -196,6 +196,7 @@ def _serve(
         app,
         # several processes: keep-alive connections spread evenly over them
         http=balance.protocol(shares) if shares is not None else "auto",
+        ws="none",  # no WebSocket routes: an upgrade is answered as a plain request
         log_config=None,
         proxy_headers=True,
         forwarded_allow_ips=settings.trusted_proxies,
@@ -271,6 +272,7 @@ def _supervise(settings: Settings, sets: list[list[socket.socket]], worker: bool
             slot, started = children.pop(pid, (-1, 0.0))
             if slot < 0 or stopping:
                 continue
+            shares.forget(slot)  # its connections died with it
             lived = time.monotonic() - started
             quick = quick + 1 if lived < QUICK_DEATH_SECONDS else 0
             log.warning(

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import gc
+import logging
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from tests.linkage.conftest import Desk
 from yiwang.basedata import revisions
@@ -265,6 +266,7 @@ async def test_a_request_stored_meanwhile_by_another_process_gets_that_case(
     stored."""
     if engine_name != "postgresql":
         pytest.skip("SQLite's writers never overlap")
+    caplog.set_level(logging.INFO, "yiwang.linkage")
     who = await desk.who("centre")
     async with desk.db.session(readonly=True) as s:
         mine = await intake.prepare(s, who, desk.settings, intake.CaseIn(**report(desk, 500)))
@@ -281,7 +283,19 @@ async def test_a_request_stored_meanwhile_by_another_process_gets_that_case(
         writing = asyncio.gather(*(queue.submit(p) for p in [mine, *rest]))
         # the batch has looked (nothing committed yet) and its insert now waits on the
         # unique index for the other transaction
-        await asyncio.sleep(0.5)
+        for _ in range(400):
+            async with desk.db.session(readonly=True) as s:
+                waiting = await s.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+                if waiting.scalar_one():
+                    break
+            await asyncio.sleep(0.025)
+        else:
+            raise AssertionError("the batch never waited for the other transaction")
         assert not writing.done()
     results = await writing
     assert not results[0].created and results[0].case.id == stored.case.id
