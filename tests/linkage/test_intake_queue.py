@@ -255,6 +255,37 @@ async def test_a_failed_request_leaves_the_token_s_last_use_to_the_next(
     assert await last_use() is not None
 
 
+async def test_repeats_from_several_channels_in_one_batch_each_get_their_own_case(
+    desk: Desk,
+) -> None:
+    """The same source reference in two channels is two requests; a batch repeating both
+    (and one by key alone) finds each its own case."""
+    who = await desk.who("centre")
+    datas = [
+        intake.CaseIn(**report(desk, 40)),
+        intake.CaseIn(**report(desk, 40, channel="hotline")),
+        intake.CaseIn(
+            **report(desk, 41, channel="mailbox", source_ref=None),
+            reporter_name="张三",
+            title="来信",
+            idempotency_key="K",
+        ),
+    ]
+    async with desk.db.session(readonly=True) as s:
+        firsts = [await intake.prepare(s, who, desk.settings, d) for d in datas]
+        repeats = [await intake.prepare(s, who, desk.settings, d) for d in datas]
+    assert all(isinstance(p, intake.Prepared) for p in firsts + repeats)
+    async with desk.db.session() as s:
+        stored = await intake.write(s, firsts)  # type: ignore[arg-type]
+    async with desk.db.session() as s:
+        again = await intake.write(s, repeats, careful=False)  # type: ignore[arg-type]
+    assert all(isinstance(r, intake.Intake) for r in stored + again)
+    assert [r.created for r in stored] == [True] * 3  # type: ignore[union-attr]
+    assert [r.created for r in again] == [False] * 3  # type: ignore[union-attr]
+    assert [r.case.id for r in again] == [r.case.id for r in stored]  # type: ignore[union-attr]
+    assert len({r.case.id for r in stored}) == 3  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize("others", [0, 2])
 async def test_a_request_stored_meanwhile_by_another_process_gets_that_case(
     desk: Desk, engine_name: str, others: int, caplog: pytest.LogCaptureFixture

@@ -576,19 +576,20 @@ def _names(p: Prepared) -> list[tuple[str, str]]:
     return names
 
 
-@functools.lru_cache(maxsize=256)
-def _existing_query(channels_named: tuple[str, ...]) -> Select[Case]:
-    """The cases a batch may repeat: by idempotency key, or by source reference within
-    each of these channels (so that each term uses the (channel, source_ref) unique
-    index). Built once per set of channels: a statement built per batch leaves reference
-    cycles among its parameters that only the garbage collector frees."""
+@functools.cache
+def _existing_query(channels: int) -> Select[Case]:
+    """The cases a batch may repeat: by idempotency key (``keys``), or by source reference
+    (``refs0``...) within each of ``channels`` channels (``ch0``...), so that each term
+    uses the (channel, source_ref) unique index. Built once per number of channels: a
+    statement built per batch leaves reference cycles among its parameters that only the
+    garbage collector frees."""
     conditions: list[ColumnElement[bool]] = [
         Case.idempotency_key.in_(bindparam("keys", expanding=True))
     ]
     conditions.extend(
         (Case.channel == bindparam(f"ch{n}"))
         & Case.source_ref.in_(bindparam(f"refs{n}", expanding=True))
-        for n in range(len(channels_named))
+        for n in range(channels)
     )
     return select(Case).where(or_(*conditions))
 
@@ -603,12 +604,11 @@ async def _existing_many(
             refs.setdefault(p.channel.name, []).append(p.data.source_ref)
     if not keys and not refs:
         return {}
-    channels_named = tuple(sorted(refs))
     params: dict[str, Any] = {"keys": keys}
-    for n, ch in enumerate(channels_named):
-        params[f"ch{n}"], params[f"refs{n}"] = ch, refs[ch]
+    for n, (ch, rs) in enumerate(refs.items()):
+        params[f"ch{n}"], params[f"refs{n}"] = ch, rs
     found: dict[tuple[str, str], Case] = {}
-    rows = await session.execute(_existing_query(channels_named), params)
+    rows = await session.execute(_existing_query(len(refs)), params)
     for case in rows.scalars():
         if case.idempotency_key:
             found[("key", case.idempotency_key)] = case

@@ -143,11 +143,10 @@ class IntakeQueue:
                 results = await intake.write(session, [item for item, _ in batch], careful=False)
         except (IntegrityError, DataError) as exc:
             # a statement refused one request's data, or a request collided with one that
-            # another process stored meanwhile: write each alone and carefully, so that a
-            # bad one fails by itself and a repeat gets its case (nothing of the batch was
-            # committed)
-            # (expected now and then on PostgreSQL; the error's own text may hold the
-            # request's values, so only its kind is logged)
+            # another process stored meanwhile (expected now and then on PostgreSQL):
+            # write each alone and carefully, so that a bad one fails by itself and a
+            # repeat gets its case (nothing of the batch was committed). The error's own
+            # text may hold the requests' values: only its kind is logged.
             log.info(
                 "intake batch of %d refused (%s); writing one by one",
                 len(batch),
