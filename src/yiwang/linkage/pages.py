@@ -22,10 +22,9 @@ from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
 from yiwang.core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
-from yiwang.core.events.models import OutboxEvent
 from yiwang.core.orgs.models import OrgNode
 from yiwang.geo.coords import DEFAULT_CENTRE
-from yiwang.linkage import attachments, intake, phone, queries, workflow
+from yiwang.linkage import attachments, intake, live, phone, queries, workflow
 from yiwang.linkage.channels import CHANNELS
 from yiwang.linkage.models import Case, Category
 from yiwang.linkage.status import CLOSED, TITLES
@@ -466,60 +465,29 @@ async def case_photo(
 
 # --- live updates -----------------------------------------------------------------------------
 
-LIVE_TOPICS = ("linkage.case.accepted", "linkage.case.overdue", "linkage.case.warning")
-
 
 @router.get("/cases/live/stream")
-async def live(
+async def live_stream(
     request: Request,
     ctx: Ctx = Depends(requires("linkage.read", page=True), scope="function"),
 ) -> Response:
     """Server-sent events: new cases and cases turning yellow or red, in the user's scope.
     Each event names the case; the page reloads its queue when one arrives."""
-    principal = ctx.principal
     db = ctx.db
-    start = (
-        await ctx.session.execute(select(OutboxEvent.id).order_by(OutboxEvent.id.desc()).limit(1))
-    ).scalar_one_or_none() or 0
-    last_id = int(request.headers.get("last-event-id", "0") or 0) or int(start)
+    try:
+        last_event_id = int(request.headers.get("last-event-id", "0") or 0)
+    except ValueError:
+        last_event_id = 0
+    feed = await live.start(ctx.session, ctx.principal, max(0, last_event_id))
 
     async def events() -> AsyncIterator[bytes]:
-        nonlocal last_id
         yield b"retry: 5000\n\n"
         while not await request.is_disconnected():
-            async with db.session() as session:
-                rows = (
-                    await session.execute(
-                        select(OutboxEvent.id, OutboxEvent.topic, OutboxEvent.payload, Case.id)
-                        .join(Case, Case.id == OutboxEvent.aggregate_id.cast(Case.id.type))
-                        .where(
-                            OutboxEvent.id > last_id,
-                            OutboxEvent.aggregate_type == "case",
-                            OutboxEvent.topic.in_(LIVE_TOPICS),
-                            queries.visible(principal),
-                        )
-                        .order_by(OutboxEvent.id)
-                        .limit(100)
-                    )
-                ).all()
-                newest = (
-                    await session.execute(
-                        select(OutboxEvent.id).order_by(OutboxEvent.id.desc()).limit(1)
-                    )
-                ).scalar_one_or_none()
-            for event_id, topic, payload, case_id in rows:
-                data = json.dumps(
-                    {
-                        "case_id": case_id,
-                        "code": payload.get("code"),
-                        "kind": topic.rsplit(".", 1)[-1],
-                    }
-                )
-                yield f"id: {event_id}\nevent: case\ndata: {data}\n\n".encode()
-            if len(rows) == 100:  # more are waiting: go on from the last one sent
-                last_id = max(last_id, int(rows[-1][0]))
-            else:  # the rest were not for this user: skip them
-                last_id = max(last_id, int(newest or 0))
+            async with db.session(readonly=True) as session:
+                sent = await feed.poll(session)
+            for e in sent:
+                data = json.dumps({"case_id": e.case_id, "code": e.code, "kind": e.kind})
+                yield f"id: {e.id}\nevent: case\ndata: {data}\n\n".encode()
             yield b": keep-alive\n\n"
             await asyncio.sleep(STREAM_POLL_SECONDS)
 
