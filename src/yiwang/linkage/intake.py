@@ -96,9 +96,14 @@ class Intake:
 
 def case_code(case: Case) -> str:
     """The tracking code: the local report date and the case number."""
+    return code_for(case.id, case.reported_at)
+
+
+def code_for(case_id: int, reported_at: datetime) -> str:
+    """``case_code`` from the two columns it is made of."""
     from yiwang.core.timeutil import LOCAL_TZ
 
-    return f"{as_utc(case.reported_at).astimezone(LOCAL_TZ):%Y%m%d}{case.id:06d}"
+    return f"{as_utc(reported_at).astimezone(LOCAL_TZ):%Y%m%d}{case_id:06d}"
 
 
 def case_id_from_code(code: str) -> int | None:

@@ -16,14 +16,16 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yiwang.core.auth.principal import Principal
 from yiwang.core.events.models import OutboxEvent
+from yiwang.core.timeutil import as_utc, utcnow
 from yiwang.linkage import queries
+from yiwang.linkage.intake import code_for
 from yiwang.linkage.models import Case
 
 TOPICS = ("linkage.case.accepted", "linkage.case.overdue", "linkage.case.warning")
@@ -35,6 +37,9 @@ BATCH = 100
 REMEMBERED = 2000
 
 _NEWEST = select(func.max(OutboxEvent.id))
+#: the newest events, to find where the last ``LOOKBACK`` seconds begin (bounded: under a
+#: storm of events a new stream looks back less far)
+_RECENT = select(OutboxEvent.id, OutboxEvent.created_at).order_by(OutboxEvent.id.desc()).limit(2000)
 
 
 @dataclass(frozen=True)
@@ -56,14 +61,15 @@ class Feed:
     #: (when, the id up to which that poll looked): the floor rises to each once it is
     #: ``LOOKBACK`` seconds old
     marks: deque[tuple[float, int]] = field(default_factory=deque)
-    _query: Select[tuple[int, str, Any, int]] | None = field(default=None, repr=False)
+    _query: Select[int, str, int, datetime] | None = field(default=None, repr=False)
 
     async def poll(self, session: AsyncSession, now: float | None = None) -> list[LiveEvent]:
         """The events not sent yet, oldest first (at most ``BATCH``)."""
         now = time.monotonic() if now is None else now
-        if self._query is None:  # built once per stream (one built per poll leaves cycles)
-            self._query = (
-                select(OutboxEvent.id, OutboxEvent.topic, OutboxEvent.payload, Case.id)
+        query = self._query
+        if query is None:  # built once per stream (one built per poll leaves cycles)
+            query = self._query = (
+                select(OutboxEvent.id, OutboxEvent.topic, Case.id, Case.reported_at)
                 .join(Case, Case.id == OutboxEvent.aggregate_id.cast(Case.id.type))
                 .where(
                     OutboxEvent.id > bindparam("floor"),
@@ -75,9 +81,13 @@ class Feed:
                 .limit(bindparam("limit"))
             )
         params = {"floor": self.floor, "limit": BATCH + len(self.sent)}
-        rows = (await session.execute(self._query, params)).all()
+        rows = (await session.execute(query, params)).all()
         newest = (await session.execute(_NEWEST)).scalar_one_or_none() or self.floor
-        out = [_event(*row) for row in rows if row[0] not in self.sent][:BATCH]
+        out = [
+            LiveEvent(int(i), int(case_id), code_for(int(case_id), at), topic.rsplit(".", 1)[-1])
+            for i, topic, case_id, at in rows
+            if i not in self.sent
+        ][:BATCH]
         self.sent.update(e.id for e in out)
         # this poll looked at everything up to the newest id (the rest were not this
         # user's), or, with more waiting, up to the last one sent
@@ -90,11 +100,24 @@ class Feed:
         return out
 
 
-def _event(event_id: int, topic: str, payload: dict[str, Any], case_id: int) -> LiveEvent:
-    return LiveEvent(int(event_id), int(case_id), payload.get("code"), topic.rsplit(".", 1)[-1])
-
-
-async def start(session: AsyncSession, principal: Principal, last_event_id: int = 0) -> Feed:
-    """A feed from now on, or from after the event a reconnecting browser saw last."""
-    newest = (await session.execute(_NEWEST)).scalar_one_or_none() or 0
-    return Feed(principal, last_event_id or int(newest))
+async def start(
+    session: AsyncSession, principal: Principal, last_event_id: int = 0, now: float | None = None
+) -> Feed:
+    """A feed for a page that has just been drawn: what is visible already counts as seen,
+    and an event of the last ``LOOKBACK`` seconds that becomes visible later is sent (a
+    stream that began at the newest id would skip it, as the page reloads on every event
+    and opens a new stream). A reconnecting browser's ``Last-Event-ID`` is where it got to;
+    it is never taken past the newest id (a stale or forged one would silence the feed)."""
+    newest = int((await session.execute(_NEWEST)).scalar_one_or_none() or 0)
+    if last_event_id > 0:
+        return Feed(principal, min(last_event_id, newest))
+    since = utcnow() - timedelta(seconds=LOOKBACK)
+    floor = newest
+    for event_id, created_at in await session.execute(_RECENT):
+        if as_utc(created_at) < since:
+            break
+        floor = int(event_id) - 1
+    feed = Feed(principal, floor)
+    while len(await feed.poll(session, now)) == BATCH:  # seen, not sent
+        pass
+    return feed

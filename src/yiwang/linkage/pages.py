@@ -482,12 +482,15 @@ async def live_stream(
 
     async def events() -> AsyncIterator[bytes]:
         yield b"retry: 5000\n\n"
+        # the browser's Last-Event-ID: the largest id sent (events go out of id order)
+        cursor = feed.floor
         while not await request.is_disconnected():
             async with db.session(readonly=True) as session:
                 sent = await feed.poll(session)
             for e in sent:
+                cursor = max(cursor, e.id)
                 data = json.dumps({"case_id": e.case_id, "code": e.code, "kind": e.kind})
-                yield f"id: {e.id}\nevent: case\ndata: {data}\n\n".encode()
+                yield f"id: {cursor}\nevent: case\ndata: {data}\n\n".encode()
             yield b": keep-alive\n\n"
             await asyncio.sleep(STREAM_POLL_SECONDS)
 
