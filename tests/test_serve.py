@@ -7,6 +7,7 @@ import http.client
 import os
 import signal
 import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -109,3 +110,31 @@ def test_a_port_in_use_is_an_error_for_several_processes_too() -> None:
         for group in sets:
             for sock in group:
                 sock.close()
+
+
+def _healthz_count(base: str) -> float:
+    """The server's count of answered /healthz requests, from /metrics on a new connection
+    (either process may answer)."""
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("yiwang_http_requests_total{") and 'route="/healthz"' in line
+    )
+
+
+def test_metrics_add_up_over_the_processes(tmp_path: Path) -> None:
+    settings = Settings(var_dir=tmp_path, _env_file=None)
+    upgrade(settings)
+    stale = tmp_path / "metrics" / "counter_999999.db"
+    stale.parent.mkdir()
+    stale.write_bytes(b"left by an earlier run")
+    with live_process(tmp_path, args=("--processes", "2")) as (base, proc):
+        assert wait_for(lambda: len(children(proc.pid)) == 2)
+        before = _healthz_count(base)
+        assert healthy(base, 40) == 40  # over new connections: both processes answer
+        # whichever process answers the scrape, it counts every process's requests
+        for _ in range(6):
+            assert _healthz_count(base) - before == 40
+    assert not stale.exists()

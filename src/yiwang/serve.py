@@ -18,8 +18,10 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 
@@ -34,6 +36,8 @@ MISSING_ADDRESS = {errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
 log = logging.getLogger("yiwang.serve")
 #: a process that dies sooner than this after its start counts as failing to start
 QUICK_DEATH_SECONDS = 5.0
+#: where prometheus_client's multiprocess mode keeps the processes' metrics
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: give up after this many quick deaths in a row (a broken configuration, not bad luck)
 MAX_QUICK_DEATHS = 5
 
@@ -167,6 +171,7 @@ def run(
             _close(sockets)
         return
     sets = bind_sets(hosts, port, processes)
+    _share_metrics(settings)
     try:
         # events and jobs in the first process only (when in the server at all): the
         # others serve requests
@@ -175,6 +180,30 @@ def run(
     finally:
         for group in sets:
             _close(group)
+
+
+def _share_metrics(settings: Settings) -> None:
+    """Several processes keep their Prometheus metrics in files that ``/metrics`` adds up
+    (prometheus_client's multiprocess mode), or each scrape would show whichever process
+    answered it. The folder is ``PROMETHEUS_MULTIPROC_DIR`` when set, else
+    ``var_dir/metrics``; the files of an earlier run are removed first. Set before the
+    processes are forked and import prometheus_client."""
+    folder = Path(os.environ.get(MULTIPROC_ENV) or settings.var_dir / "metrics")
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.db"):
+        old.unlink()
+    os.environ[MULTIPROC_ENV] = str(folder)
+    values = sys.modules.get("prometheus_client.values")
+    if values is not None:  # imported already: metrics made from now on use the files
+        values.ValueClass = values.get_value_class()  # type: ignore[attr-defined]
+
+
+def _metrics_dead(pid: int) -> None:
+    """A dead process's live gauges leave the sum (its counters stay: they counted)."""
+    from prometheus_client import multiprocess
+
+    with contextlib.suppress(OSError):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def _close(sockets: Sequence[socket.socket]) -> None:
@@ -273,6 +302,7 @@ def _supervise(settings: Settings, sets: list[list[socket.socket]], worker: bool
             if slot < 0 or stopping:
                 continue
             shares.forget(slot)  # its connections died with it
+            _metrics_dead(pid)
             lived = time.monotonic() - started
             quick = quick + 1 if lived < QUICK_DEATH_SECONDS else 0
             log.warning(

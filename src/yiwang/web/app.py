@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import mimetypes
+import os
 from collections.abc import AsyncIterator
 from importlib.resources import files
 
@@ -173,7 +174,13 @@ def create_app(
         response_class=PlainTextResponse,
     )
     async def prometheus_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        registry = metrics.registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # several processes: all of them
+            from prometheus_client import CollectorRegistry, multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:
