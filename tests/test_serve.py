@@ -136,7 +136,9 @@ def test_metrics_add_up_over_the_processes(tmp_path: Path) -> None:
         for _ in range(40):  # over new connections: both processes answer
             with urllib.request.urlopen(base + "/readyz", timeout=5) as answer:
                 assert answer.status == 200
-        # whichever process answers the scrape, it counts every process's requests
+        # whichever process answers the scrape, it counts every process's requests (once
+        # the last one is counted: a request is counted after its answer has left)
+        assert wait_for(lambda: _readyz_count(base) == 40, 5)
         for _ in range(6):
             assert _readyz_count(base) == 40
     assert not stale.exists()
