@@ -137,13 +137,16 @@ async def _get(
 
 
 async def _answer(reader: asyncio.StreamReader) -> tuple[bytes, bool]:
-    head = await reader.readuntil(b"\r\n\r\n")
+    """A response's head, and whether the server closed the connection after it (waited
+    for up to 5 s when the head announces it; otherwise 0.3 s of it staying open)."""
+    head = (await reader.readuntil(b"\r\n\r\n")).lower()
     await reader.readexactly(2)
     try:
-        closed = await asyncio.wait_for(reader.read(1), 0.3) == b""
+        wait = 5.0 if b"connection: close" in head else 0.3
+        closed = await asyncio.wait_for(reader.read(1), wait) == b""
     except TimeoutError:
         closed = False
-    return head.lower(), closed
+    return head, closed
 
 
 @contextlib.asynccontextmanager
