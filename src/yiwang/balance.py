@@ -47,14 +47,12 @@ class Shares:
         #: connections of this process told to close, with when, whose end has not come
         #: yet: while one is pending no other is told (forgotten after ``LEAVING_GRACE``)
         self._leaving: dict[int, float] = {}
-        #: connections this process has told to close (for the curious: tests, metrics)
-        self.shed = 0
 
     def take(self, slot: int) -> None:
         """This process serves ``slot``; a process that held it before is gone, and so are
         its connections."""
         self.forget(slot)
-        self.slot, self.shed = slot, 0
+        self.slot = slot
         self._leaving.clear()
 
     def forget(self, slot: int) -> None:
@@ -90,7 +88,6 @@ class Shares:
         """The connection is not to close after all (a request came in behind the one that
         was told, before its answer began)."""
         self._leaving.pop(connection, None)
-        self.shed -= 1
 
     def should_close(self, connection: int) -> bool:
         """Is this process holding more than its fair share of connections (not counting
@@ -111,11 +108,7 @@ class Shares:
         if counts[self.slot] <= fair:
             return False
         self._leaving[connection] = now
-        self.shed += 1
         return True
-
-    def close(self) -> None:
-        self._memory.close()
 
 
 def _streams(headers: list[tuple[bytes, bytes]]) -> bool:

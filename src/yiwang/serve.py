@@ -36,7 +36,8 @@ MISSING_ADDRESS = {errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
 log = logging.getLogger("yiwang.serve")
 #: a process that dies sooner than this after its start counts as failing to start
 QUICK_DEATH_SECONDS = 5.0
-#: where prometheus_client's multiprocess mode keeps the processes' metrics
+#: where prometheus_client's multiprocess mode keeps the processes' metrics (its own
+#: variable; ``web.middleware.Metrics.latest`` reads it too)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: give up after this many quick deaths in a row (a broken configuration, not bad luck)
 MAX_QUICK_DEATHS = 5

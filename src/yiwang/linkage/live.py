@@ -46,7 +46,7 @@ _RECENT = select(OutboxEvent.id, OutboxEvent.created_at).order_by(OutboxEvent.id
 class LiveEvent:
     id: int
     case_id: int
-    code: str | None
+    code: str  # the case's tracking code
     kind: str  # accepted, overdue, warning
 
 

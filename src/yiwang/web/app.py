@@ -7,7 +7,6 @@ import contextlib
 import gc
 import logging
 import mimetypes
-import os
 from collections.abc import AsyncIterator
 from importlib.resources import files
 
@@ -15,7 +14,6 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
@@ -174,13 +172,7 @@ def create_app(
         response_class=PlainTextResponse,
     )
     async def prometheus_metrics() -> Response:
-        registry = metrics.registry
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # several processes: all of them
-            from prometheus_client import CollectorRegistry, multiprocess
-
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:

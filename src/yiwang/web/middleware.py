@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from yiwang.web.logs import request_id_var
@@ -50,6 +51,18 @@ class Metrics:
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+
+    def latest(self) -> bytes:
+        """The exposition for ``/metrics``: this process's, or, when the server's processes
+        keep theirs in files (``yiwang.serve``: prometheus_client's multiprocess mode),
+        all of them added up."""
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        everyone = CollectorRegistry()
+        multiprocess.MultiProcessCollector(everyone)  # type: ignore[no-untyped-call]
+        return generate_latest(everyone)
 
 
 class RequestMiddleware:
